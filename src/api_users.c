@@ -21,12 +21,14 @@ static void	api_users_put(struct api_req *, struct api_resp *);
 static void	api_users_delete(struct api_req *, struct api_resp *);
 static void	api_users_password(struct api_req *, struct api_resp *);
 static void	api_users_me(struct api_req *, struct api_resp *);
+static void	api_users_me_put(struct api_req *, struct api_resp *);
 static void	api_users_me_password(struct api_req *, struct api_resp *);
 
 const struct api_route api_users_routes[] = {
 	{ API_GET, "/users", 0, api_users_list },
 	{ API_POST, "/users", API_BODY | API_NOREMOTE, api_users_add },
 	{ API_GET, "/users/me", API_NOREMOTE, api_users_me },
+	{ API_PUT, "/users/me", API_BODY | API_NOREMOTE, api_users_me_put },
 	{ API_PUT, "/users/me/password", API_BODY | API_NOREMOTE,
 	    api_users_me_password },
 	{ API_GET, "/users/{id}", 0, api_users_get },
@@ -144,17 +146,13 @@ api_users_get(struct api_req *req, struct api_resp *resp)
 		api_data(resp, user);
 }
 
-/* PUT /users/{id} {email, isActive, expiredAfter} */
+/* Validate and apply an account update; answers. */
 static void
-api_users_put(struct api_req *req, struct api_resp *resp)
+api_users_update(struct api_req *req, struct api_resp *resp, uint64_t id)
 {
 	struct json	*user;
-	uint64_t	 id;
 	char		*cause;
 
-	if ((user = api_users_find(req, resp, &id)) == NULL)
-		return;
-	json_free(user);
 	if (api_users_valid(req, resp, api_users_put_schema) != 0)
 		return;
 	if (auth_user_update(id, req->json, &user, &cause) != 0) {
@@ -163,6 +161,19 @@ api_users_put(struct api_req *req, struct api_resp *resp)
 		return;
 	}
 	api_data(resp, user);
+}
+
+/* PUT /users/{id} {email, isActive, expiredAfter} */
+static void
+api_users_put(struct api_req *req, struct api_resp *resp)
+{
+	struct json	*user;
+	uint64_t	 id;
+
+	if ((user = api_users_find(req, resp, &id)) == NULL)
+		return;
+	json_free(user);
+	api_users_update(req, resp, id);
 }
 
 /* DELETE /users/{id} -> 204 */
@@ -236,6 +247,20 @@ api_users_me(struct api_req *req, struct api_resp *resp)
 
 	if ((user = api_users_self(req, resp)) != NULL)
 		api_data(resp, user);
+}
+
+/* PUT /users/me {email, isActive, expiredAfter} */
+static void
+api_users_me_put(struct api_req *req, struct api_resp *resp)
+{
+	struct json	*user;
+	uint64_t	 id;
+
+	if ((user = api_users_self(req, resp)) == NULL)
+		return;
+	id = json_uint(json_get(user, "id"));
+	json_free(user);
+	api_users_update(req, resp, id);
 }
 
 /* PUT /users/me/password {oldPassword, newPassword} */

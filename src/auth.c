@@ -79,6 +79,7 @@ static struct json *auth_find(uint64_t, const char *);
 static struct json *auth_public(const struct json *);
 static int	auth_expired(const struct json *);
 static size_t	auth_active_others(uint64_t);
+static int	auth_user_delete_any(uint64_t, char **);
 static struct auth_throttle *auth_throttle_get(const char *);
 static char	*auth_jwt_make(const struct json *);
 
@@ -230,29 +231,38 @@ auth_load_secret(char **cause)
 	return (0);
 }
 
-/* First start: make "admin" with a random password written to a file. */
+/*
+ * First start: make "admin" with a random password, then write the
+ * password to a 0600 file (if that fails, the account goes again).
+ */
 static int
 auth_create_admin(char **cause)
 {
-	char		 pw[17], *path, *text;
+	char		 pw[17], *path, *text, *why;
 	struct json	*user;
+	uint64_t	 id;
 
 	util_random_hex(pw, sizeof pw);
+	if (auth_user_add("admin", pw, 1, NULL, &user, cause) != 0)
+		return (-1);
+	id = json_uint(json_get(user, "id"));
+	json_free(user);
 	path = util_path(auth->datadir, AUTH_ADMIN_FILE);
 	xasprintf(&text, "%s\n", pw);
+	OPENSSL_cleanse(pw, sizeof pw);
 	if (util_write_file(path, text, strlen(text), 0600, cause) != 0) {
+		if (auth_user_delete_any(id, &why) != 0) {
+			log_warnx("auth: %s", why);
+			free(why);
+		}
+		OPENSSL_cleanse(text, strlen(text));
 		free(text);
 		free(path);
 		return (-1);
 	}
+	OPENSSL_cleanse(text, strlen(text));
 	free(text);
-	if (auth_user_add("admin", pw, 1, NULL, &user, cause) != 0) {
-		free(path);
-		return (-1);
-	}
-	json_free(user);
 	log_info("auth: created account name=admin password_file=%s", path);
-	OPENSSL_cleanse(pw, sizeof pw);
 	free(path);
 	return (0);
 }
@@ -390,7 +400,8 @@ auth_b64url_decode(const char *in, size_t len, unsigned char *out,
 static char *
 auth_jwt_make(const struct json *user)
 {
-	static const char	 header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+	static const char	 header[] =
+	    "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
 	struct json		*claims;
 	char			*payload, *token, *signing;
 	char			 h64[64], p64[1024], s64[64];
@@ -697,7 +708,7 @@ auth_user_add(const char *name, const char *pw, int active, const char *email,
 		return (-1);
 	}
 	for (p = name; *p != '\0'; p++) {
-		if (*p <= ' ' || *p == 0x7f) {
+		if ((unsigned char)*p <= ' ' || *p == 0x7f) {
 			xasprintf(cause, "name: must not contain spaces or "
 			    "control characters");
 			return (-1);
@@ -836,22 +847,32 @@ auth_active_others(uint64_t id)
 int
 auth_user_delete(uint64_t id, char **cause)
 {
-	size_t		 i;
-	struct json	*u;
-	ssize_t		 at = -1;
-
-	for (i = 0; i < json_array_size(auth->users); i++) {
-		u = json_array_get(auth->users, i);
-		if (json_uint(json_get(u, "id")) == id)
-			at = i;
-	}
-	if (at == -1) {
+	if (auth_find(id, NULL) == NULL) {
 		xasprintf(cause, "user %" PRIu64 " not found", id);
 		return (-1);
 	}
 	if (auth_active_others(id) == 0) {
 		xasprintf(cause, "id: the last active account cannot be "
 		    "deleted");
+		return (-1);
+	}
+	return (auth_user_delete_any(id, cause));
+}
+
+/* Delete an account without asking whether it is the last one. */
+static int
+auth_user_delete_any(uint64_t id, char **cause)
+{
+	size_t		 i;
+	ssize_t		 at = -1;
+	struct json	*u;
+
+	for (i = 0; i < json_array_size(auth->users); i++)
+		if (json_uint(json_get(json_array_get(auth->users, i),
+		    "id")) == id)
+			at = i;
+	if (at == -1) {
+		xasprintf(cause, "user %" PRIu64 " not found", id);
 		return (-1);
 	}
 	if (store_del(auth->store, AUTH_COLL, id, cause) != 0)

@@ -43,7 +43,8 @@ struct conf_key {
 #define O(f)	offsetof(struct conf, f)
 
 static const struct conf_key conf_keys[] = {
-	{ "datadir", CONF_PATH, O(datadir), LOCALSTATEDIR "/lib/uplinkd", 0, 0 },
+	{ "datadir", CONF_PATH, O(datadir), LOCALSTATEDIR "/lib/uplinkd", 0,
+	    0 },
 	{ "pidfile", CONF_PATH, O(pidfile), RUNSTATEDIR "/uplinkd.pid", 0, 0 },
 	{ "log_level", CONF_LEVEL, O(log_level), "info", 0, 0 },
 	{ "http_listen", CONF_LISTEN, O(http_listen), "127.0.0.1:59000", 0, 0 },
@@ -68,6 +69,16 @@ static const struct conf_key conf_keys[] = {
 };
 
 static const char *conf_levels[] = { "warning", "info", "debug" };
+
+/* Relative paths are taken from here (the directory uplinkd started in). */
+static char	conf_basedir[PATH_MAX];
+
+/* Set the directory relative paths are resolved against. */
+void
+conf_set_basedir(const char *dir)
+{
+	snprintf(conf_basedir, sizeof conf_basedir, "%s", dir);
+}
 
 /* Split "host:port" or "[v6]:port"; 0 or -1 with *cause. */
 int
@@ -124,7 +135,7 @@ conf_apply(struct conf *c, const struct conf_key *k, const char *v,
 	unsigned int	 *up = (unsigned int *)((char *)c + k->off);
 	int		 *ip = (int *)((char *)c + k->off);
 	unsigned long	  n;
-	char		 *end, cwd[PATH_MAX];
+	char		 *end;
 	size_t		  i;
 
 	switch (k->type) {
@@ -141,9 +152,10 @@ conf_apply(struct conf *c, const struct conf_key *k, const char *v,
 		}
 		free(*sp);
 		if (*v != '\0' && *v != '/') {
-			if (getcwd(cwd, sizeof cwd) == NULL)
+			if (*conf_basedir == '\0' &&
+			    getcwd(conf_basedir, sizeof conf_basedir) == NULL)
 				fatal("getcwd");
-			xasprintf(sp, "%s/%s", cwd, v);
+			xasprintf(sp, "%s/%s", conf_basedir, v);
 		} else
 			*sp = xstrdup(v);
 		if (k->type == CONF_SOCKET && strlen(*sp) >= 108) {

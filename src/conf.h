@@ -25,6 +25,7 @@ struct conf {
 	unsigned int	 password_iterations;
 };
 
+void	conf_set_basedir(const char *);
 void	conf_defaults(struct conf *);
 int	conf_load(const char *, struct conf *, char **);
 void	conf_free(struct conf *);

@@ -3,12 +3,14 @@
  * The HTTP transport: evhttp listeners for plain HTTP, HTTPS and a unix
  * socket, adapting each evhttp request to api_dispatch().
  *
- * Every connection's bufferevent is wrapped in a pass-through filter.
- * The filter is how this module sees connections come and go (evhttp
- * 2.1 has no hook for that): it counts them against max_connections,
- * pausing the listeners at the limit, and it times each request from its
- * first byte, so a client that trickles a request in cannot hold a slot
- * past request_timeout.  idle_timeout (evhttp's own timeout) ends idle
+ * evhttp 2.1 has no hook for connections coming and going, so each
+ * connection's bufferevent is made here (evhttp_set_bevcb) and, right
+ * after evhttp has taken it, bound to a close callback found through the
+ * bufferevent's callback argument (evhttp's connection).  That is how
+ * connections are counted against max_connections (the listeners pause at
+ * the limit) and how each request is timed from its first byte, so a
+ * client that trickles a request in cannot hold a slot past
+ * request_timeout.  idle_timeout (evhttp's own timeout) ends idle
  * keep-alive connections and stalled writes.
  *
  * Each request gets exactly one reply: at once, or after resp.delay_ms
@@ -74,8 +76,8 @@ struct http_conn {
 	int			 fd;
 	int			 reading;	/* a request has begun */
 	struct event		*deadline;
-	struct event		*kick;		/* flush the output filter */
-	int			 kicked;
+	struct event		*bind;
+	struct evbuffer_cb_entry *incb;
 };
 
 struct http_pending {
@@ -105,13 +107,11 @@ struct http {
 };
 
 static struct bufferevent *http_bev_cb(struct event_base *, void *);
-static enum bufferevent_filter_result http_in_filter(struct evbuffer *,
-		    struct evbuffer *, ev_ssize_t, enum bufferevent_flush_mode,
+static void	http_bind_cb(evutil_socket_t, short, void *);
+static void	http_in_cb(struct evbuffer *, const struct evbuffer_cb_info *,
 		    void *);
-static void	http_conn_free_cb(void *);
-static void	http_out_cb(struct evbuffer *,
-		    const struct evbuffer_cb_info *, void *);
-static void	http_kick_cb(evutil_socket_t, short, void *);
+static void	http_close_cb(struct evhttp_connection *, void *);
+static void	http_conn_free(struct http_conn *);
 static void	http_deadline_cb(evutil_socket_t, short, void *);
 static void	http_request_cb(struct evhttp_request *, void *);
 static void	http_pending_cb(evutil_socket_t, short, void *);
@@ -413,8 +413,10 @@ http_pause(struct http *h, int pause)
 }
 
 /*
- * evhttp asks for a bufferevent for each accepted connection: a socket
- * (or TLS) bufferevent under a counting, timing filter.
+ * evhttp asks for a bufferevent for each accepted connection.  It sets
+ * its callbacks on it as soon as this returns; http_bind_cb(), run next,
+ * finds evhttp's connection there.  The extra reference keeps the
+ * bufferevent valid until then even if evhttp gives up on it at once.
  */
 static struct bufferevent *
 http_bev_cb(struct event_base *base, void *arg)
@@ -422,29 +424,26 @@ http_bev_cb(struct event_base *base, void *arg)
 	struct http_listener	*l = arg;
 	struct http		*h = l->http;
 	struct http_conn	*c;
-	struct bufferevent	*under;
 	SSL			*ssl;
 
-	if (l->kind == HTTP_TLS) {
-		if ((ssl = SSL_new(l->ssl)) == NULL)
-			fatalx("SSL_new failed");
-		under = bufferevent_openssl_socket_new(base, -1, ssl,
-		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	} else
-		under = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-	if (under == NULL)
-		fatalx("bufferevent_socket_new failed");
 	c = xcalloc(1, sizeof *c);
 	c->http = h;
 	c->l = l;
 	c->fd = -1;
-	c->deadline = evtimer_new(base, http_deadline_cb, c);
-	c->bev = bufferevent_filter_new(under, http_in_filter, NULL,
-	    BEV_OPT_CLOSE_ON_FREE, http_conn_free_cb, c);
+	if (l->kind == HTTP_TLS) {
+		if ((ssl = SSL_new(l->ssl)) == NULL)
+			fatalx("SSL_new failed");
+		c->bev = bufferevent_openssl_socket_new(base, -1, ssl,
+		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	} else
+		c->bev = bufferevent_socket_new(base, -1,
+		    BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL)
-		fatalx("bufferevent_filter_new failed");
-	c->kick = event_new(base, -1, 0, http_kick_cb, c);
-	evbuffer_add_cb(bufferevent_get_output(c->bev), http_out_cb, c);
+		fatalx("bufferevent_socket_new failed");
+	bufferevent_incref(c->bev);
+	c->deadline = evtimer_new(base, http_deadline_cb, c);
+	c->bind = event_new(base, -1, 0, http_bind_cb, c);
+	event_active(c->bind, EV_TIMEOUT, 0);
 	if (++h->nconns >= h->max_conns && !h->paused)
 		http_pause(h, 1);
 	return (c->bev);
@@ -470,78 +469,85 @@ http_conn_register(struct http *h, struct http_conn *c, int fd)
 }
 
 /*
- * Input filter: pass bytes through; the first bytes of a request start
- * its deadline.
+ * Bind a new connection to evhttp's: a close callback to count it out,
+ * an input callback to time its requests.  The first request's clock
+ * starts now.
  */
-static enum bufferevent_filter_result
-http_in_filter(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t limit,
-    __attribute__((unused)) enum bufferevent_flush_mode mode, void *arg)
+static void
+http_bind_cb(__attribute__((unused)) evutil_socket_t fd,
+    __attribute__((unused)) short events, void *arg)
 {
-	struct http_conn	*c = arg;
-	size_t			 len = evbuffer_get_length(src);
-	struct timeval		 tv;
-	int			 fd;
+	struct http_conn		*c = arg;
+	struct bufferevent		*bev = c->bev;
+	struct evhttp_connection	*evcon;
+	bufferevent_data_cb		 readcb;
+	void				*cbarg;
+	struct timeval			 tv;
 
-	if (len == 0)
-		return (BEV_NEED_MORE);
-	if (c->fd == -1 && (fd = bufferevent_getfd(c->bev)) != -1)
-		http_conn_register(c->http, c, fd);
-	if (!c->reading) {
-		c->reading = 1;
-		tv.tv_sec = c->http->request_timeout;
-		tv.tv_usec = 0;
-		evtimer_add(c->deadline, &tv);
+	bufferevent_getcb(bev, &readcb, NULL, NULL, &cbarg);
+	if (readcb == NULL || cbarg == NULL) {
+		/* evhttp gave up on it already. */
+		c->bev = NULL;
+		http_conn_free(c);
+		bufferevent_decref(bev);
+		return;
 	}
-	if (limit >= 0 && (size_t)limit < len)
-		len = limit;
-	evbuffer_remove_buffer(src, dst, len);
-	return (BEV_OK);
+	evcon = cbarg;
+	evhttp_connection_set_closecb(evcon, http_close_cb, c);
+	if ((fd = bufferevent_getfd(bev)) != -1)
+		http_conn_register(c->http, c, fd);
+	c->incb = evbuffer_add_cb(bufferevent_get_input(bev), http_in_cb, c);
+	c->reading = 1;
+	tv.tv_sec = c->http->request_timeout;
+	tv.tv_usec = 0;
+	evtimer_add(c->deadline, &tv);
+	bufferevent_decref(bev);
 }
 
-/* The filter is being freed: the connection is gone. */
+/* Input arrived: the first bytes of a request start its clock. */
 static void
-http_conn_free_cb(void *arg)
+http_in_cb(__attribute__((unused)) struct evbuffer *buf,
+    const struct evbuffer_cb_info *info, void *arg)
 {
 	struct http_conn	*c = arg;
-	struct http		*h = c->http;
+	struct timeval		 tv;
+
+	if (info->n_added == 0 || c->reading)
+		return;
+	c->reading = 1;
+	tv.tv_sec = c->http->request_timeout;
+	tv.tv_usec = 0;
+	evtimer_add(c->deadline, &tv);
+}
+
+/* evhttp is freeing a connection. */
+static void
+http_close_cb(struct evhttp_connection *evcon, void *arg)
+{
+	struct http_conn	*c = arg;
+	struct bufferevent	*bev;
+
+	bev = evhttp_connection_get_bufferevent(evcon);
+	if (bev != NULL && c->incb != NULL)
+		evbuffer_remove_cb_entry(bufferevent_get_input(bev), c->incb);
+	evhttp_connection_set_closecb(evcon, NULL, NULL);
+	http_conn_free(c);
+}
+
+/* Forget a connection and count it out. */
+static void
+http_conn_free(struct http_conn *c)
+{
+	struct http	*h = c->http;
 
 	if (c->fd != -1 && (size_t)c->fd < h->nbyfd && h->byfd[c->fd] == c)
 		h->byfd[c->fd] = NULL;
 	event_free(c->deadline);
-	event_free(c->kick);
+	event_free(c->bind);
 	free(c);
 	h->nconns--;
 	if (h->paused && h->nconns < h->max_conns)
 		http_pause(h, 0);
-}
-
-/*
- * evhttp queues a reply and only then enables writing; a filter passes
- * on output only while writing is enabled and more output arrives.  So
- * whenever output is queued, flush the filter once the current callback
- * is over.
- */
-static void
-http_out_cb(__attribute__((unused)) struct evbuffer *buf,
-    const struct evbuffer_cb_info *info, void *arg)
-{
-	struct http_conn	*c = arg;
-
-	if (info->n_added != 0 && !c->kicked) {
-		c->kicked = 1;
-		event_active(c->kick, EV_TIMEOUT, 0);
-	}
-}
-
-/* Move queued output to the socket (see http_out_cb). */
-static void
-http_kick_cb(__attribute__((unused)) evutil_socket_t fd,
-    __attribute__((unused)) short events, void *arg)
-{
-	struct http_conn	*c = arg;
-
-	c->kicked = 0;
-	bufferevent_flush(c->bev, EV_WRITE, BEV_NORMAL);
 }
 
 /* A request took longer than request_timeout to arrive: drop it. */

@@ -31,6 +31,9 @@
 
 #define JSON_HASH_MIN	16	/* members before an object gets an index */
 
+#define JSON_STR(x)	JSON_STR1(x)
+#define JSON_STR1(x)	#x
+
 struct json_member {
 	char		*key;
 	struct json	*val;
@@ -71,14 +74,16 @@ struct json_parse_ctx {
 	struct json	*stack[JSON_MAX_DEPTH + 1];
 	int		 depth;
 	char		*key;
-	int		 too_deep;
+	const char	*why;	/* what a callback refused */
 };
 
 static struct json	*json_alloc(enum json_type);
 static void		 json_number_init(struct json *);
 static uint32_t		 json_hash_key(const char *);
 static void		 json_index_build(struct json *);
+static void		 json_index_drop_last(struct json *, uint32_t);
 static ssize_t		 json_find(const struct json *, const char *);
+static int		 json_utf8_ok(const unsigned char *, size_t);
 static int		 json_parse_add(struct json_parse_ctx *, struct json *);
 static int		 json_parse_null_cb(void *);
 static int		 json_parse_bool_cb(void *, int);
@@ -177,8 +182,9 @@ json_new_uint(uint64_t u)
 }
 
 /*
- * A double, printed with the fewest digits that read back the same;
- * NaN and infinities have no JSON form and become null.
+ * A double, printed with the fewest digits that read back the same, and
+ * whole numbers below 1e16 without an exponent (100, not 1e+02); NaN and
+ * infinities have no JSON form and become null.
  */
 struct json *
 json_new_double(double d)
@@ -194,6 +200,9 @@ json_new_double(double d)
 		if (strtod(buf, NULL) == d)
 			break;
 	}
+	if (strchr(buf, 'e') != NULL && d > -1e16 && d < 1e16 &&
+	    d == (double)(int64_t)d)
+		snprintf(buf, sizeof buf, "%.0f", d);
 	j = json_alloc(JSON_NUMBER);
 	j->u.num.text = xstrdup(buf);
 	json_number_init(j);
@@ -225,8 +234,11 @@ json_new_stringn(const char *s, size_t len)
 {
 	struct json	*j;
 
+	/* Not xstrndup(): it would stop at a NUL that belongs to s. */
 	j = json_alloc(JSON_STRING);
-	j->u.str.s = xstrndup(s, len);
+	j->u.str.s = xmalloc(len + 1);
+	memcpy(j->u.str.s, s, len);
+	j->u.str.s[len] = '\0';
 	j->u.str.len = len;
 	return (j);
 }
@@ -518,6 +530,35 @@ json_index_build(struct json *o)
 	o->u.obj.hash = h;
 }
 
+/*
+ * Remove the index entry of the last member, whose key hashes to h:
+ * linear-probing deletion, moving later entries of its cluster up into
+ * the hole where their home slot allows.  O(1) on average, so that
+ * emptying an object from its end costs O(n).
+ */
+static void
+json_index_drop_last(struct json *o, uint32_t h)
+{
+	size_t		 mask = o->u.obj.hcap - 1, hole, next, home;
+	uint32_t	 e;
+
+	hole = h & mask;
+	while (o->u.obj.hash[hole] != o->u.obj.n)
+		hole = (hole + 1) & mask;
+	o->u.obj.hash[hole] = 0;
+	for (next = (hole + 1) & mask; (e = o->u.obj.hash[next]) != 0;
+	    next = (next + 1) & mask) {
+		home = json_hash_key(o->u.obj.m[e - 1].key) & mask;
+		if (hole < next ? (home <= hole || home > next) :
+		    (home <= hole && home > next)) {
+			o->u.obj.hash[hole] = e;
+			o->u.obj.hash[next] = 0;
+			hole = next;
+		}
+	}
+	o->u.obj.n--;
+}
+
 /* Index of a member, or -1. */
 static ssize_t
 json_find(const struct json *o, const char *key)
@@ -647,6 +688,12 @@ json_take(struct json *o, const char *key)
 	if ((i = json_find(o, key)) == -1)
 		return (NULL);
 	val = o->u.obj.m[i].val;
+	if (o->u.obj.hash != NULL && (size_t)i == o->u.obj.n - 1) {
+		/* The last member: no other index moves. */
+		json_index_drop_last(o, json_hash_key(o->u.obj.m[i].key));
+		free(o->u.obj.m[i].key);
+		return (val);
+	}
 	free(o->u.obj.m[i].key);
 	memmove(&o->u.obj.m[i], &o->u.obj.m[i + 1],
 	    (o->u.obj.n - i - 1) * sizeof *o->u.obj.m);
@@ -776,9 +823,60 @@ json_parse_number_cb(void *arg, const char *s, size_t len)
 	return (json_parse_add(arg, j));
 }
 
+/*
+ * Is s well-formed UTF-8 as RFC 3629 has it?  yajl checks only the shape
+ * of the sequences and lets overlong forms ("\xc0\xaf" for '/'),
+ * surrogates and code points above U+10FFFF through.
+ */
+static int
+json_utf8_ok(const unsigned char *s, size_t len)
+{
+	size_t		i = 0, n, k;
+	uint32_t	c, min;
+
+	while (i < len) {
+		c = s[i];
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if ((c & 0xe0) == 0xc0) {
+			n = 1;
+			c &= 0x1f;
+			min = 0x80;
+		} else if ((c & 0xf0) == 0xe0) {
+			n = 2;
+			c &= 0x0f;
+			min = 0x800;
+		} else if ((c & 0xf8) == 0xf0) {
+			n = 3;
+			c &= 0x07;
+			min = 0x10000;
+		} else
+			return (0);
+		if (len - i - 1 < n)
+			return (0);
+		for (k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return (0);
+			c = (c << 6) | (s[i + k] & 0x3f);
+		}
+		if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+			return (0);
+		i += n + 1;
+	}
+	return (1);
+}
+
 static int
 json_parse_string_cb(void *arg, const unsigned char *s, size_t len)
 {
+	struct json_parse_ctx	*ctx = arg;
+
+	if (!json_utf8_ok(s, len)) {
+		ctx->why = "invalid UTF-8 in a string";
+		return (0);
+	}
 	return (json_parse_add(arg, json_new_stringn((const char *)s, len)));
 }
 
@@ -787,7 +885,8 @@ static int
 json_parse_open(struct json_parse_ctx *ctx, struct json *c)
 {
 	if (ctx->depth >= JSON_MAX_DEPTH) {
-		ctx->too_deep = 1;
+		ctx->why = "nested deeper than " JSON_STR(JSON_MAX_DEPTH)
+		    " levels";
 		json_free(c);
 		return (0);
 	}
@@ -817,6 +916,11 @@ json_parse_key_cb(void *arg, const unsigned char *s, size_t len)
 	ctx->key = xstrndup((const char *)s, len);
 	if (strlen(ctx->key) != len) {
 		/* A key with a NUL byte cannot be stored faithfully. */
+		ctx->why = "object key contains a NUL character";
+		return (0);
+	}
+	if (!json_utf8_ok(s, len)) {
+		ctx->why = "invalid UTF-8 in an object key";
 		return (0);
 	}
 	return (1);
@@ -854,34 +958,38 @@ json_parse(const void *text, size_t len, char **cause)
 	yajl_handle		 h;
 	yajl_status		 st;
 	unsigned char		*err;
-	size_t			 off;
+	size_t			 off, elen;
 
 	memset(&ctx, 0, sizeof ctx);
 	h = yajl_alloc(&json_parse_callbacks, NULL, &ctx);
 	if (h == NULL)
 		fatalx("yajl_alloc failed");
 	st = yajl_parse(h, text, len);
-	if (st == yajl_status_ok)
+	off = yajl_get_bytes_consumed(h);
+	if (st == yajl_status_ok) {
+		/* What is wrong now is at the end ("premature EOF"). */
 		st = yajl_complete_parse(h);
+		off = len;
+	}
 	if (st == yajl_status_ok && ctx.root != NULL) {
 		yajl_free(h);
 		free(ctx.key);
 		return (ctx.root);
 	}
 	if (cause != NULL) {
-		off = yajl_get_bytes_consumed(h);
-		if (ctx.too_deep)
-			xasprintf(cause, "malformed JSON: nested deeper than "
-			    "%d levels", JSON_MAX_DEPTH);
+		if (st == yajl_status_client_canceled)
+			xasprintf(cause, "malformed JSON at byte %zu: %s", off,
+			    ctx.why);
 		else if (ctx.root == NULL && st == yajl_status_ok)
 			xasprintf(cause, "malformed JSON: empty document");
-		else if (st == yajl_status_client_canceled)
-			xasprintf(cause, "malformed JSON: object key contains "
-			    "a NUL character");
 		else {
+			/* yajl ends its message with a newline. */
 			err = yajl_get_error(h, 0, text, len);
-			xasprintf(cause, "malformed JSON at byte %zu: %s", off,
-			    (char *)err);
+			elen = strlen((char *)err);
+			while (elen > 0 && isspace(err[elen - 1]))
+				elen--;
+			xasprintf(cause, "malformed JSON at byte %zu: %.*s",
+			    off, (int)elen, (char *)err);
 			yajl_free_error(h, err);
 		}
 	}

@@ -19,6 +19,10 @@
 static size_t	json_valid_utf8len(const char *, size_t);
 static char	*json_valid_path(const char *, const char *);
 static char	*json_valid_enums(const char *const *);
+static int	json_valid_settable(const struct json_field *, const char *);
+static struct json *json_valid_enum_text(const struct json *,
+		    const struct json_field *);
+static void	json_valid_enum_array(struct json *, const struct json_field *);
 static int	json_valid_object(struct json *, const struct json_field *,
 		    const char *, char **);
 
@@ -67,20 +71,74 @@ json_valid_enums(const char *const *e)
 	return (s == NULL ? xstrdup("") : s);
 }
 
+/* Is key a field of the table that clients may set? */
+static int
+json_valid_settable(const struct json_field *fields, const char *key)
+{
+	const struct json_field	*f;
+
+	for (f = fields; f->name != NULL; f++)
+		if (strcmp(f->name, key) == 0)
+			return (!(f->flags & JF_READONLY));
+	return (0);
+}
+
 /*
- * Check one value v (which may be replaced in place for enums given as
- * numbers) against field f; path names it in messages.
+ * An enum given as a number (protocolVersion 3.1) stands for its text:
+ * the string that replaces it (caller owns it), or NULL if v needs no
+ * replacing.
+ */
+static struct json *
+json_valid_enum_text(const struct json *v, const struct json_field *f)
+{
+	if (f->type != JF_ENUM || json_type(v) != JSON_NUMBER)
+		return (NULL);
+	return (json_new_string(json_number_text(v)));
+}
+
+/* Replace the numeric enums of a checked array by their text. */
+static void
+json_valid_enum_array(struct json *a, const struct json_field *f)
+{
+	struct json	*tmp, *v, *e;
+	size_t		 i, n = json_array_size(a);
+
+	for (i = 0; i < n; i++)
+		if (json_valid_enum_text(json_array_get(a, i), f) != NULL)
+			break;
+	if (i == n)
+		return;
+	/* Taking from the end is O(1); doing it twice keeps the order. */
+	tmp = json_new_array();
+	while ((n = json_array_size(a)) > 0)
+		json_array_push(tmp, json_array_take(a, n - 1));
+	while ((n = json_array_size(tmp)) > 0) {
+		v = json_array_take(tmp, n - 1);
+		if ((e = json_valid_enum_text(v, f)) != NULL) {
+			json_free(v);
+			v = e;
+		}
+		json_array_push(a, v);
+	}
+	json_free(tmp);
+}
+
+/*
+ * Check one value v against field f; path names it in messages.  An enum
+ * given as a number is replaced by its text where v is a member or an
+ * element of what is checked (the caller of a lone value does it).
  */
 int
 json_validate_value(struct json *v, const struct json_field *f,
     const char *path, char **cause)
 {
 	enum json_type		 t = json_type(v);
-	const char *const	*e;
+	const char *const	*en;
 	const char		*s;
 	char			*list, *sub, idx[32];
+	struct json		*e;
 	size_t			 i, n;
-	int64_t			 iv;
+	int64_t			 iv, lo, hi;
 	double			 dv;
 
 	if (t == JSON_NULL && (f->flags & JF_NULLABLE))
@@ -93,15 +151,22 @@ json_validate_value(struct json *v, const struct json_field *f,
 	case JF_INT:
 		if (t != JSON_NUMBER)
 			goto wrongtype;
-		if (!json_is_int(v)) {
+		if (!json_is_int(v) &&
+		    strpbrk(json_number_text(v), ".eE") != NULL) {
 			xasprintf(cause, "%s: must be a whole number", path);
 			return (-1);
 		}
+		/* An integer beyond int64 is out of any range. */
+		lo = f->min;
+		hi = f->max;
+		if (lo == 0 && hi == 0) {
+			lo = INT64_MIN;
+			hi = INT64_MAX;
+		}
 		iv = json_int(v);
-		if ((f->min != 0 || f->max != 0) &&
-		    (iv < f->min || iv > f->max)) {
+		if (!json_is_int(v) || iv < lo || iv > hi) {
 			xasprintf(cause, "%s: must be an integer from %" PRId64
-			    " to %" PRId64 ", not %s", path, f->min, f->max,
+			    " to %" PRId64 ", not %s", path, lo, hi,
 			    json_number_text(v));
 			return (-1);
 		}
@@ -149,10 +214,10 @@ json_validate_value(struct json *v, const struct json_field *f,
 			s = json_string(v);
 		else
 			goto wrongtype;
-		for (e = f->enums; *e != NULL; e++)
-			if (strcmp(*e, s) == 0)
+		for (en = f->enums; *en != NULL; en++)
+			if (strcmp(*en, s) == 0)
 				break;
-		if (*e == NULL) {
+		if (*en == NULL) {
 			list = json_valid_enums(f->enums);
 			xasprintf(cause, "%s: must be one of %s, not \"%s\"",
 			    path, list, s);
@@ -185,6 +250,10 @@ json_validate_value(struct json *v, const struct json_field *f,
 				return (-1);
 			}
 			free(sub);
+			e = json_valid_enum_text(json_object_value(v, i),
+			    f->sub);
+			if (e != NULL)
+				json_set(v, json_object_key(v, i), e);
 		}
 		break;
 	case JF_ARRAY:
@@ -207,6 +276,8 @@ json_validate_value(struct json *v, const struct json_field *f,
 			}
 			free(sub);
 		}
+		if (f->sub != NULL)
+			json_valid_enum_array(v, f->sub);
 		break;
 	case JF_ANY:
 		break;
@@ -232,27 +303,41 @@ json_valid_object(struct json *o, const struct json_field *fields,
     const char *prefix, char **cause)
 {
 	const struct json_field	*f;
-	struct json		*v, *def;
+	struct json		*v, *def, *keep, *text;
+	const char		*key;
 	char			*path, *why;
-	size_t			 i;
-	int			 known;
+	size_t			 i, n;
 
-	/* Drop what the table does not know and what clients may not set. */
-	for (i = 0; i < json_object_size(o); ) {
-		known = 0;
-		for (f = fields; f->name != NULL; f++) {
-			if (strcmp(f->name, json_object_key(o, i)) == 0) {
-				known = !(f->flags & JF_READONLY);
-				break;
-			}
+	/*
+	 * Drop what the table does not know and what clients may not set.
+	 * Members are not deleted one by one from the middle (each costs
+	 * O(n)): the ones to keep are copied aside, the object is emptied
+	 * from its end and refilled, so that a hostile document with many
+	 * unknown members costs O(n).
+	 */
+	n = json_object_size(o);
+	for (i = 0; i < n; i++)
+		if (!json_valid_settable(fields, json_object_key(o, i)))
+			break;
+	if (i < n) {
+		keep = json_new_object();
+		for (i = 0; i < n; i++) {
+			key = json_object_key(o, i);
+			if (json_valid_settable(fields, key))
+				json_set(keep, key,
+				    json_copy(json_object_value(o, i)));
+			else
+				log_debug("validate: dropped %s%s%s",
+				    prefix != NULL ? prefix : "",
+				    prefix != NULL && *prefix != '\0' ?
+				    "." : "", key);
 		}
-		if (!known) {
-			log_debug("validate: dropped %s%s%s", prefix != NULL ?
-			    prefix : "", prefix != NULL && *prefix != '\0' ?
-			    "." : "", json_object_key(o, i));
-			json_del(o, json_object_key(o, i));
-		} else
-			i++;
+		while ((n = json_object_size(o)) > 0)
+			json_del(o, json_object_key(o, n - 1));
+		for (i = 0; i < json_object_size(keep); i++)
+			json_set(o, json_object_key(keep, i),
+			    json_copy(json_object_value(keep, i)));
+		json_free(keep);
 	}
 
 	for (f = fields; f->name != NULL; f++) {
@@ -269,7 +354,7 @@ json_valid_object(struct json *o, const struct json_field *fields,
 		}
 		if (v == NULL && f->type == JF_OBJECT && f->sub != NULL &&
 		    !(f->flags & JF_REQUIRED)) {
-			/* Absent optional objects get their members' defaults. */
+			/* An absent optional object gets its defaults. */
 			v = json_new_object();
 			json_set(o, f->name, v);
 		}
@@ -287,6 +372,8 @@ json_valid_object(struct json *o, const struct json_field *fields,
 			return (-1);
 		}
 		free(path);
+		if ((text = json_valid_enum_text(v, f)) != NULL)
+			json_set(o, f->name, text);
 	}
 	return (0);
 }
@@ -302,7 +389,8 @@ json_validate(struct json *doc, const struct json_field *fields,
 {
 	if (json_type(doc) != JSON_OBJECT) {
 		xasprintf(cause, "body: must be %s, not %s",
-		    json_type_name(JSON_OBJECT), json_type_name(json_type(doc)));
+		    json_type_name(JSON_OBJECT),
+		    json_type_name(json_type(doc)));
 		return (-1);
 	}
 	return (json_valid_object(doc, fields, NULL, cause));

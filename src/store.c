@@ -36,6 +36,7 @@ struct store {
 	int	 failed;	/* a write inside the group failed */
 };
 
+static int	store_check(struct store *, char **);
 static int	store_write_begin(struct store *, char **);
 static int	store_write_end(struct store *, int, char **);
 static int	store_cmp_id(const void *, const void *);
@@ -61,9 +62,56 @@ store_open(const char *path, char **cause)
 		free(s);
 		return (NULL);
 	}
+	if (store_check(s, cause) != 0) {
+		store_close(s);
+		return (NULL);
+	}
 	log_debug("store: opened %s records=%" PRIu64, path,
 	    tchdbrnum(s->hdb));
 	return (s);
+}
+
+/*
+ * Read every record once: a damaged store is refused at start rather
+ * than found out later (an unreadable account list would otherwise look
+ * like a first start).
+ */
+static int
+store_check(struct store *s, char **cause)
+{
+	char		*key, *val, *why;
+	int		 klen, vlen, ecode;
+	uint64_t	 bad = 0;
+	struct json	*j;
+
+	if (!tchdbiterinit(s->hdb))
+		goto damaged;
+	while ((key = tchdbiternext(s->hdb, &klen)) != NULL) {
+		val = tchdbget(s->hdb, key, klen, &vlen);
+		if (val == NULL || (j = json_parse(val, vlen, &why)) == NULL) {
+			if (val != NULL)
+				free(why);
+			bad++;
+		} else
+			json_free(j);
+		free(val);
+		free(key);
+	}
+	ecode = tchdbecode(s->hdb);
+	if (ecode != TCESUCCESS && ecode != TCENOREC)
+		goto damaged;
+	if (bad != 0) {
+		xasprintf(cause, "config store %s: %" PRIu64 " unreadable "
+		    "records; move the file away to start with an empty "
+		    "configuration, or restore a backup", s->path, bad);
+		return (-1);
+	}
+	return (0);
+damaged:
+	xasprintf(cause, "config store %s: damaged (%s); move the file away "
+	    "to start with an empty configuration, or restore a backup",
+	    s->path, tchdberrmsg(tchdbecode(s->hdb)));
+	return (-1);
 }
 
 /* Close the store (aborting an unfinished group); NULL is fine. */
@@ -108,12 +156,12 @@ store_commit(struct store *s, char **cause)
 		return (0);
 	if (s->failed) {
 		tchdbtranabort(s->hdb);
-		xasprintf(cause, "config store: a write failed, nothing "
-		    "was changed");
+		xasprintf(cause, "%s: a write failed, nothing was changed",
+		    s->path);
 		return (-1);
 	}
 	if (!tchdbtrancommit(s->hdb)) {
-		xasprintf(cause, "config store: commit: %s",
+		xasprintf(cause, "%s: commit: %s", s->path,
 		    tchdberrmsg(tchdbecode(s->hdb)));
 		tchdbtranabort(s->hdb);
 		return (-1);
@@ -141,7 +189,7 @@ store_write_begin(struct store *s, char **cause)
 	if (s->depth > 0)
 		return (0);
 	if (!tchdbtranbegin(s->hdb)) {
-		xasprintf(cause, "config store: begin: %s",
+		xasprintf(cause, "%s: begin: %s", s->path,
 		    tchdberrmsg(tchdbecode(s->hdb)));
 		return (-1);
 	}
@@ -155,20 +203,20 @@ store_write_end(struct store *s, int ok, char **cause)
 	if (s->depth > 0) {
 		if (!ok) {
 			s->failed = 1;
-			xasprintf(cause, "config store: %s",
+			xasprintf(cause, "%s: %s", s->path,
 			    tchdberrmsg(tchdbecode(s->hdb)));
 			return (-1);
 		}
 		return (0);
 	}
 	if (!ok) {
-		xasprintf(cause, "config store: %s",
+		xasprintf(cause, "%s: %s", s->path,
 		    tchdberrmsg(tchdbecode(s->hdb)));
 		tchdbtranabort(s->hdb);
 		return (-1);
 	}
 	if (!tchdbtrancommit(s->hdb)) {
-		xasprintf(cause, "config store: commit: %s",
+		xasprintf(cause, "%s: commit: %s", s->path,
 		    tchdberrmsg(tchdbecode(s->hdb)));
 		tchdbtranabort(s->hdb);
 		return (-1);

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -120,6 +121,8 @@ uplinkd_fail(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
+	if (uplinkd.pid_fd != -1)
+		unlink(uplinkd.conf.pidfile);
 	if (uplinkd.ready_fd != -1) {
 		/* Nothing more can be done if the parent is gone. */
 		(void)!write(uplinkd.ready_fd, msg, strlen(msg));
@@ -309,7 +312,7 @@ main(int argc, char **argv)
 {
 	static const int	 sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
 	struct timeval		 tv = { 0, UPLINKD_LAG_MS * 1000 };
-	char			*cause = NULL, *path;
+	char			*cause = NULL, *path, cwd[PATH_MAX];
 	int			 ch, foreground = 0, check = 0, verbose = 0;
 	size_t			 i;
 
@@ -348,6 +351,14 @@ main(int argc, char **argv)
 	}
 	if (optind != argc)
 		uplinkd_usage();
+	/* Daemonising leaves the start directory; keep paths absolute. */
+	if (getcwd(cwd, sizeof cwd) == NULL)
+		fatal("getcwd");
+	conf_set_basedir(cwd);
+	if (*uplinkd.conffile != '/') {
+		xasprintf(&path, "%s/%s", cwd, uplinkd.conffile);
+		uplinkd.conffile = path;
+	}
 	uplinkd.opt_debug = verbose > 0 && !check;
 
 	if (uplinkd_load(&uplinkd.conf, &cause) != 0) {

@@ -225,7 +225,9 @@ util_write_file(const char *path, const void *data, size_t len, mode_t mode,
 			goto fail;
 		off += n;
 	}
-	if (fsync(fd) == -1 || close(fd) == -1) {
+	if (fsync(fd) == -1)
+		goto fail;
+	if (close(fd) == -1) {
 		fd = -1;
 		goto fail;
 	}
