@@ -113,7 +113,7 @@ api_method_name(int m)
 	case API_PATCH:
 		return ("PATCH");
 	}
-	return ("OTHER");
+	return ("OTHER");	/* HEAD, OPTIONS, ... (never routed) */
 }
 
 /* A method name (any case) to its API_* bit, or 0. */
@@ -279,6 +279,90 @@ api_param_id(struct api_req *req, struct api_resp *resp, const char *name,
 		return (-1);
 	}
 	return (0);
+}
+
+/* Decode a query component in place (%XX and '+'); -1 if malformed. */
+static int
+api_query_decode(char *s)
+{
+	char	*w = s;
+	int	 hi, lo;
+
+	for (; *s != '\0'; s++) {
+		if (*s == '+')
+			*w++ = ' ';
+		else if (*s == '%') {
+			if ((hi = api_hex((unsigned char)s[1])) == -1 ||
+			    (lo = api_hex((unsigned char)s[2])) == -1 ||
+			    (hi == 0 && lo == 0))
+				return (-1);
+			*w++ = hi << 4 | lo;
+			s += 2;
+		} else
+			*w++ = *s;
+	}
+	*w = '\0';
+	return (0);
+}
+
+/*
+ * Parse a query string ("a=1&b&c=x%20y") into *kv (caller frees with
+ * api_query_free()); a parameter without '=' has the value "".  At most
+ * max parameters.  0, or -1 with *cause for a bad escape or too many.
+ */
+int
+api_query_parse(const char *qs, struct api_kv **kv, size_t *n, size_t max,
+    char **cause)
+{
+	char		*copy, *p, *amp, *eq;
+	struct api_kv	*out = NULL;
+	size_t		 count = 0;
+
+	*kv = NULL;
+	*n = 0;
+	copy = xstrdup(qs);
+	for (p = copy; p != NULL && *p != '\0'; p = amp) {
+		if ((amp = strchr(p, '&')) != NULL)
+			*amp++ = '\0';
+		if (*p == '\0')
+			continue;
+		if (count == max) {
+			xasprintf(cause, "query: more than %zu parameters",
+			    max);
+			goto fail;
+		}
+		if ((eq = strchr(p, '=')) != NULL)
+			*eq++ = '\0';
+		if (api_query_decode(p) != 0 ||
+		    (eq != NULL && api_query_decode(eq) != 0)) {
+			xasprintf(cause, "query: bad percent-escape");
+			goto fail;
+		}
+		out = xreallocarray(out, count + 1, sizeof *out);
+		out[count].key = xstrdup(p);
+		out[count++].value = xstrdup(eq != NULL ? eq : "");
+	}
+	free(copy);
+	*kv = out;
+	*n = count;
+	return (0);
+fail:
+	free(copy);
+	api_query_free(out, count);
+	return (-1);
+}
+
+/* Free what api_query_parse() made. */
+void
+api_query_free(struct api_kv *kv, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++) {
+		free((char *)kv[i].key);
+		free((char *)kv[i].value);
+	}
+	free(kv);
 }
 
 /* A query parameter (last one wins); borrowed, NULL if absent. */
@@ -518,9 +602,10 @@ api_dispatch(struct api_req *req, struct api_resp *resp)
 					    api_method_name(i));
 			}
 			api_add_header(resp, "Allow", allowbuf);
-			api_error(req, resp, 405, "method %s is not allowed "
-			    "here; allowed: %s", api_method_name(req->method),
-			    allowbuf);
+			api_error(req, resp, 405, "%s%s is not allowed here; "
+			    "allowed: %s", req->method == API_OTHER ? "this "
+			    "method" : "method ", req->method == API_OTHER ?
+			    "" : api_method_name(req->method), allowbuf);
 		} else
 			api_error(req, resp, 404, "no such resource: %s",
 			    req->path);

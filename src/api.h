@@ -14,6 +14,7 @@ struct store;
 #define API_PUT		0x04
 #define API_DELETE	0x08
 #define API_PATCH	0x10
+#define API_OTHER	0x20	/* HEAD, OPTIONS, ...: never routed */
 
 /* Route flags. */
 #define API_PUBLIC	0x001	/* no token needed */
@@ -106,6 +107,9 @@ const char	*api_param(const struct api_req *, const char *);
 int		 api_param_id(struct api_req *, struct api_resp *,
 		    const char *, uint64_t *);
 const char	*api_query(const struct api_req *, const char *);
+int		 api_query_parse(const char *, struct api_kv **, size_t *,
+		    size_t, char **);
+void		 api_query_free(struct api_kv *, size_t);
 const char	*api_header(const struct api_req *, const char *);
 void		 api_data(struct api_resp *, struct json *);
 void		 api_bare(struct api_resp *, int, struct json *);

@@ -55,7 +55,10 @@ api_auth_login(struct api_req *req, struct api_resp *resp)
 		api_data(resp, data);
 		break;
 	case AUTH_THROTTLED:
-		snprintf(retry, sizeof retry, "%d", 1);
+		/* Answer at once, saying when to come back (whole seconds). */
+		snprintf(retry, sizeof retry, "%u",
+		    (resp->delay_ms + 999) / 1000);
+		resp->delay_ms = 0;
 		api_add_header(resp, "Retry-After", retry);
 		api_error(req, resp, 429, "%s", cause);
 		break;

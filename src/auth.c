@@ -20,6 +20,7 @@
 
 #include <sys/stat.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -78,6 +79,8 @@ static int	auth_create_admin(char **);
 static struct json *auth_find(uint64_t, const char *);
 static struct json *auth_public(const struct json *);
 static int	auth_expired(const struct json *);
+static int	auth_name_ok(const char *);
+static const char *auth_log_name(const char *);
 static size_t	auth_active_others(uint64_t);
 static int	auth_user_delete_any(uint64_t, char **);
 static struct auth_throttle *auth_throttle_get(const char *);
@@ -500,6 +503,35 @@ auth_verify(const char *token, char **name)
 	return (auth_jwt_verify(token, name));
 }
 
+/* Is a name made of the characters account names may have? */
+static int
+auth_name_ok(const char *name)
+{
+	const char	*p;
+
+	for (p = name; *p != '\0'; p++)
+		if (!isalnum((unsigned char)*p) && strchr("._-@", *p) == NULL)
+			return (0);
+	return (p != name);
+}
+
+/*
+ * A name as it may appear in a log line: other characters become '?', so
+ * that a login attempt cannot forge fields; static buffer.
+ */
+static const char *
+auth_log_name(const char *name)
+{
+	static char	buf[AUTH_NAME_MAX + 1];
+	size_t		i;
+
+	for (i = 0; name[i] != '\0' && i < AUTH_NAME_MAX; i++)
+		buf[i] = (isalnum((unsigned char)name[i]) ||
+		    strchr("._-@", name[i]) != NULL) ? name[i] : '?';
+	buf[i] = '\0';
+	return (buf);
+}
+
 /* The throttle slot of a name (reusing the least recently used). */
 static struct auth_throttle *
 auth_throttle_get(const char *name)
@@ -521,8 +553,9 @@ auth_throttle_get(const char *name)
 
 /*
  * Log in.  Returns AUTH_OK with *token (caller frees) and *user (public
- * form, caller frees), or another AUTH_* with *cause; *delay_ms says how
- * long the answer should be held back.
+ * form, caller frees), or another AUTH_* with *cause.  For AUTH_BADCRED
+ * *delay_ms says how long the answer should be held back; for
+ * AUTH_THROTTLED, how long until the name may try again.
  */
 int
 auth_login(const char *name, const char *pw, const char *peer, char **token,
@@ -539,9 +572,11 @@ auth_login(const char *name, const char *pw, const char *peer, char **token,
 	t = auth_throttle_get(name);
 	t->used = now;
 	if (t->until > now) {
+		*delay_ms = t->until - now;
 		xasprintf(cause, "too many failed logins for this account, "
 		    "try again in %" PRIu64 " ms", t->until - now);
-		log_warnx("auth: login throttled name=%s peer=%s", name, peer);
+		log_warnx("auth: login throttled name=%s peer=%s",
+		    auth_log_name(name), peer);
 		return (AUTH_THROTTLED);
 	}
 	if (now / 1000 != auth->kdf_second) {
@@ -549,8 +584,10 @@ auth_login(const char *name, const char *pw, const char *peer, char **token,
 		auth->kdf_count = 0;
 	}
 	if (++auth->kdf_count > AUTH_KDF_PER_SEC) {
+		*delay_ms = 1000 - now % 1000;
 		xasprintf(cause, "too many logins, try again in a second");
-		log_warnx("auth: login rate limit name=%s peer=%s", name, peer);
+		log_warnx("auth: login rate limit name=%s peer=%s",
+		    auth_log_name(name), peer);
 		return (AUTH_THROTTLED);
 	}
 
@@ -566,14 +603,14 @@ auth_login(const char *name, const char *pw, const char *peer, char **token,
 		xasprintf(cause, "The account or password you entered is not "
 		    "correct.");
 		log_warnx("auth: login failed name=%s peer=%s failures=%u",
-		    name, peer, t->fails);
+		    auth_log_name(name), peer, t->fails);
 		return (AUTH_BADCRED);
 	}
 	if (!json_bool(json_get(u, "isActive")) || auth_expired(u)) {
 		xasprintf(cause, "account %s is not active or has expired",
 		    name);
 		log_warnx("auth: login refused name=%s peer=%s reason=inactive",
-		    name, peer);
+		    auth_log_name(name), peer);
 		return (AUTH_INACTIVE);
 	}
 	t->fails = 0;
@@ -700,19 +737,16 @@ auth_user_add(const char *name, const char *pw, int active, const char *email,
 	struct json	*u;
 	uint64_t	 id;
 	char		 stamp[40], *hash;
-	const char	*p;
 
 	if (*name == '\0' || strlen(name) > AUTH_NAME_MAX) {
 		xasprintf(cause, "name: must be 1 to %d characters long",
 		    AUTH_NAME_MAX);
 		return (-1);
 	}
-	for (p = name; *p != '\0'; p++) {
-		if ((unsigned char)*p <= ' ' || *p == 0x7f) {
-			xasprintf(cause, "name: must not contain spaces or "
-			    "control characters");
-			return (-1);
-		}
+	if (!auth_name_ok(name)) {
+		xasprintf(cause, "name: must be letters, digits, '.', '_', '-' "
+		    "or '@'");
+		return (-1);
 	}
 	if (auth_find(0, name) != NULL) {
 		xasprintf(cause, "name: an account named %s already exists",

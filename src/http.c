@@ -65,7 +65,7 @@ struct http_listener {
 	enum http_kind			 kind;
 	struct evhttp			*evh;
 	struct evhttp_bound_socket	*bound;
-	char				*addr;	/* as configured */
+	char				*addr, *cause;	/* as configured */
 	SSL_CTX				*ssl;
 };
 
@@ -112,6 +112,7 @@ static void	http_in_cb(struct evbuffer *, const struct evbuffer_cb_info *,
 		    void *);
 static void	http_close_cb(struct evhttp_connection *, void *);
 static void	http_conn_free(struct http_conn *);
+static void	http_deadline_start(struct http_conn *);
 static void	http_deadline_cb(evutil_socket_t, short, void *);
 static void	http_request_cb(struct evhttp_request *, void *);
 static void	http_pending_cb(evutil_socket_t, short, void *);
@@ -482,7 +483,6 @@ http_bind_cb(__attribute__((unused)) evutil_socket_t fd,
 	struct evhttp_connection	*evcon;
 	bufferevent_data_cb		 readcb;
 	void				*cbarg;
-	struct timeval			 tv;
 
 	bufferevent_getcb(bev, &readcb, NULL, NULL, &cbarg);
 	if (readcb == NULL || cbarg == NULL) {
@@ -497,11 +497,20 @@ http_bind_cb(__attribute__((unused)) evutil_socket_t fd,
 	if ((fd = bufferevent_getfd(bev)) != -1)
 		http_conn_register(c->http, c, fd);
 	c->incb = evbuffer_add_cb(bufferevent_get_input(bev), http_in_cb, c);
+	http_deadline_start(c);
+	bufferevent_decref(bev);
+}
+
+/* Start the clock of a request. */
+static void
+http_deadline_start(struct http_conn *c)
+{
+	struct timeval	tv;
+
 	c->reading = 1;
 	tv.tv_sec = c->http->request_timeout;
 	tv.tv_usec = 0;
 	evtimer_add(c->deadline, &tv);
-	bufferevent_decref(bev);
 }
 
 /* Input arrived: the first bytes of a request start its clock. */
@@ -510,14 +519,9 @@ http_in_cb(__attribute__((unused)) struct evbuffer *buf,
     const struct evbuffer_cb_info *info, void *arg)
 {
 	struct http_conn	*c = arg;
-	struct timeval		 tv;
 
-	if (info->n_added == 0 || c->reading)
-		return;
-	c->reading = 1;
-	tv.tv_sec = c->http->request_timeout;
-	tv.tv_usec = 0;
-	evtimer_add(c->deadline, &tv);
+	if (info->n_added != 0 && !c->reading)
+		http_deadline_start(c);
 }
 
 /* evhttp is freeing a connection. */
@@ -645,10 +649,10 @@ http_request_cb(struct evhttp_request *ereq, void *arg)
 	struct evhttp_connection	*evcon;
 	struct bufferevent		*bev;
 	const struct evhttp_uri		*uri;
-	struct evkeyvalq		 qs, *ih;
+	struct evkeyvalq		*ih;
 	struct evkeyval			*kv;
 	struct api_kv			 headers[HTTP_MAX_HEADERS];
-	struct api_kv			 query[HTTP_MAX_QUERY];
+	struct api_kv			*query = NULL;
 	struct api_req			 req;
 	struct api_resp			 resp;
 	struct evbuffer			*in;
@@ -657,7 +661,7 @@ http_request_cb(struct evhttp_request *ereq, void *arg)
 	const char			*path, *q;
 	char				 peer[128];
 	ev_uint16_t			 port;
-	char				*addr;
+	char				*addr, *cause;
 	int				 fd;
 
 	evcon = evhttp_request_get_connection(ereq);
@@ -669,6 +673,10 @@ http_request_cb(struct evhttp_request *ereq, void *arg)
 		if (c != NULL) {
 			c->reading = 0;
 			evtimer_del(c->deadline);
+			/* A pipelined request may already have begun. */
+			if (evbuffer_get_length(bufferevent_get_input(
+			    bev)) != 0)
+				http_deadline_start(c);
 		}
 		evhttp_connection_get_peer(evcon, &addr, &port);
 		if (l->kind == HTTP_UNIX)
@@ -680,7 +688,6 @@ http_request_cb(struct evhttp_request *ereq, void *arg)
 
 	memset(&req, 0, sizeof req);
 	memset(&resp, 0, sizeof resp);
-	TAILQ_INIT(&qs);
 	req.peer = peer;
 	req.origin = l->kind == HTTP_PLAIN ? API_ORIGIN_HTTP :
 	    l->kind == HTTP_TLS ? API_ORIGIN_HTTPS : API_ORIGIN_UNIX;
@@ -701,7 +708,7 @@ http_request_cb(struct evhttp_request *ereq, void *arg)
 		req.method = API_PATCH;
 		break;
 	default:
-		req.method = 0;
+		req.method = API_OTHER;
 		break;
 	}
 
@@ -719,20 +726,14 @@ http_request_cb(struct evhttp_request *ereq, void *arg)
 	if (*req.path == '\0')
 		req.path = "/";
 
-	if ((q = evhttp_uri_get_query(uri)) != NULL) {
-		if (evhttp_parse_query_str(q, &qs) != 0) {
-			api_error(&req, &resp, 400, "query: malformed query "
-			    "string");
-			goto send;
-		}
-		TAILQ_FOREACH(kv, &qs, next) {
-			if (req.nquery == HTTP_MAX_QUERY)
-				break;
-			query[req.nquery].key = kv->key;
-			query[req.nquery++].value = kv->value;
-		}
-		req.query = query;
+	if ((q = evhttp_uri_get_query(uri)) != NULL &&
+	    api_query_parse(q, &query, &req.nquery, HTTP_MAX_QUERY,
+	    &cause) != 0) {
+		api_error(&req, &resp, 400, "%s", cause);
+		free(cause);
+		goto send;
 	}
+	req.query = query;
 	ih = evhttp_request_get_input_headers(ereq);
 	TAILQ_FOREACH(kv, ih, next) {
 		if (req.nheaders == HTTP_MAX_HEADERS)
@@ -747,18 +748,13 @@ http_request_cb(struct evhttp_request *ereq, void *arg)
 	req.body = req.bodylen != 0 ? (const void *)evbuffer_pullup(in, -1) :
 	    "";
 
-	if (req.method == 0) {
-		api_add_header(&resp, "Allow",
-		    "GET, POST, PUT, DELETE, PATCH");
-		api_error(&req, &resp, 405, "method not allowed");
-	} else
-		api_dispatch(&req, &resp);
+	api_dispatch(&req, &resp);
 
 send:
 	log_debug("http: %s %s status=%d peer=%s", api_method_name(req.method),
 	    path != NULL ? path : "?", resp.status, peer);
 	api_req_clear(&req);
-	evhttp_clear_headers(&qs);
+	api_query_free(query, req.nquery);
 	if (resp.delay_ms != 0) {
 		p = xcalloc(1, sizeof *p);
 		p->http = h;

@@ -103,8 +103,10 @@ json_valid_enum_array(struct json *a, const struct json_field *f)
 	struct json	*tmp, *v, *e;
 	size_t		 i, n = json_array_size(a);
 
+	if (f->type != JF_ENUM)
+		return;
 	for (i = 0; i < n; i++)
-		if (json_valid_enum_text(json_array_get(a, i), f) != NULL)
+		if (json_type(json_array_get(a, i)) == JSON_NUMBER)
 			break;
 	if (i == n)
 		return;
