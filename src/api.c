@@ -43,6 +43,7 @@ static const struct api_route *api_route_tables[] = {
 	api_auth_routes,
 	api_users_routes,
 	api_system_routes,
+	api_tags_routes,
 };
 
 static int	api_split(const char *, char **, size_t *, char **);
@@ -436,6 +437,37 @@ api_add_header(struct api_resp *resp, const char *key, const char *value)
 	resp->headers[resp->nheaders].key = key;
 	resp->headers[resp->nheaders].value = resp->hvalues[resp->nheaders];
 	resp->nheaders++;
+}
+
+/*
+ * Answer with a stream (see api.h); the transport calls start when the
+ * head has gone out.
+ */
+void
+api_stream(struct api_resp *resp, const char *type, api_stream_cb start,
+    api_stream_cb closed, void *arg)
+{
+	json_free(resp->body);
+	resp->body = NULL;
+	resp->status = 200;
+	resp->stream_type = type;
+	resp->stream_start = start;
+	resp->stream_closed = closed;
+	resp->stream_arg = arg;
+}
+
+/* Send bytes on a stream; -1 if it failed (closed follows from the loop). */
+int
+api_stream_write(struct api_stream *st, const void *data, size_t len)
+{
+	return (st->ops->write(st, data, len));
+}
+
+/* Finish a stream; st is invalid afterwards. */
+void
+api_stream_end(struct api_stream *st)
+{
+	st->ops->end(st);
 }
 
 /* Answer an error in the shape of the route's family. */

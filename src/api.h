@@ -67,9 +67,35 @@ struct api_req {
 	char			*user;		/* authenticated name */
 };
 
+struct api_stream;
+typedef void (*api_stream_cb)(struct api_stream *, void *);
+
+/*
+ * A long-lived answer (HTTP: chunked), set up by a handler with
+ * api_stream().  The transport calls start once the head is sent; the
+ * producer writes with api_stream_write() and finishes with
+ * api_stream_end().  If the client goes away, is too slow, or the daemon
+ * stops, the transport calls closed instead (exactly once, from the loop,
+ * never from inside api_stream_write()); the stream is invalid after
+ * either.  A stream that cannot be started gets closed with NULL.
+ */
+struct api_stream_ops {
+	int	(*write)(struct api_stream *, const void *, size_t);
+	void	(*end)(struct api_stream *);
+};
+
+struct api_stream {
+	const struct api_stream_ops	*ops;
+	void				*transport;
+	api_stream_cb			 start;
+	api_stream_cb			 closed;
+	void				*arg;
+};
+
 /*
  * A response: a status and either a JSON body or raw bytes with a
- * content type.  The transport frees it with api_resp_clear().
+ * content type, or a stream.  The transport frees it with
+ * api_resp_clear().
  */
 struct api_resp {
 	int		 status;
@@ -81,6 +107,10 @@ struct api_resp {
 	char		*hvalues[4];
 	size_t		 nheaders;
 	unsigned int	 delay_ms;	/* answer no earlier than this */
+	api_stream_cb	 stream_start;
+	api_stream_cb	 stream_closed;
+	void		*stream_arg;
+	const char	*stream_type;
 };
 
 typedef void (*api_handler)(struct api_req *, struct api_resp *);
@@ -120,10 +150,17 @@ void		 api_error(struct api_req *, struct api_resp *, int,
 		    __attribute__((__format__(__printf__, 4, 5)));
 void		 api_add_header(struct api_resp *, const char *,
 		    const char *);
+void		 api_stream(struct api_resp *, const char *, api_stream_cb,
+		    api_stream_cb, void *);
+int		 api_stream_write(struct api_stream *, const void *, size_t);
+void		 api_stream_end(struct api_stream *);
 
 /* Route tables of the resources. */
 extern const struct api_route api_auth_routes[];
 extern const struct api_route api_users_routes[];
 extern const struct api_route api_system_routes[];
+extern const struct api_route api_tags_routes[];
+
+void		 api_tags_set_max_records(size_t);
 
 #endif

@@ -28,6 +28,7 @@ enum conf_type {
 	CONF_SOCKET,	/* a path or "off" */
 	CONF_UINT,
 	CONF_MODE,	/* octal file mode */
+	CONF_STRING,	/* any text up to max bytes */
 	CONF_LEVEL	/* warning | info | debug */
 };
 
@@ -65,6 +66,21 @@ static const struct conf_key conf_keys[] = {
 	    31536000 },
 	{ "password_iterations", CONF_UINT, O(password_iterations), "50000",
 	    1000, 10000000 },
+	{ "publish_max_records", CONF_UINT, O(publish_max_records), "65536",
+	    1, 1048576 },
+	{ "system_tags_interval", CONF_UINT, O(system_tags_interval), "1", 0,
+	    3600 },
+	{ "mqtt_ingest", CONF_LISTEN, O(mqtt_ingest), "off", 0, 0 },
+	{ "mqtt_ingest_topic", CONF_STRING, O(mqtt_ingest_topic),
+	    "uplinkd/tags/#", 1, 65535 },
+	{ "mqtt_ingest_client_id", CONF_STRING, O(mqtt_ingest_client_id),
+	    "uplinkd-ingest", 1, 23 },
+	{ "mqtt_ingest_username", CONF_STRING, O(mqtt_ingest_username), "", 0,
+	    255 },
+	{ "mqtt_ingest_password", CONF_STRING, O(mqtt_ingest_password), "", 0,
+	    255 },
+	{ "mqtt_ingest_write_topic", CONF_STRING, O(mqtt_ingest_write_topic),
+	    "", 0, 65535 },
 	{ NULL, 0, 0, NULL, 0, 0 }
 };
 
@@ -191,6 +207,15 @@ conf_apply(struct conf *c, const struct conf_key *k, const char *v,
 			return (-1);
 		}
 		*up = n;
+		break;
+	case CONF_STRING:
+		if (strlen(v) < k->min || strlen(v) > k->max) {
+			xasprintf(cause, "%s: must be %lu to %lu bytes long",
+			    k->name, k->min, k->max);
+			return (-1);
+		}
+		free(*sp);
+		*sp = xstrdup(v);
 		break;
 	case CONF_LEVEL:
 		for (i = 0; i < 3; i++)
@@ -322,7 +347,7 @@ conf_free(struct conf *c)
 
 	for (k = conf_keys; k->name != NULL; k++) {
 		if (k->type == CONF_PATH || k->type == CONF_LISTEN ||
-		    k->type == CONF_SOCKET) {
+		    k->type == CONF_SOCKET || k->type == CONF_STRING) {
 			free(*(char **)((char *)c + k->off));
 			*(char **)((char *)c + k->off) = NULL;
 		}
@@ -342,6 +367,7 @@ conf_dump(const struct conf *c, FILE *f)
 		case CONF_PATH:
 		case CONF_LISTEN:
 		case CONF_SOCKET:
+		case CONF_STRING:
 			fprintf(f, "%s = \"%s\"\n", k->name,
 			    *(char *const *)p);
 			break;

@@ -23,6 +23,14 @@ struct conf {
 	unsigned int	 idle_timeout;
 	unsigned int	 token_lifetime;
 	unsigned int	 password_iterations;
+	unsigned int	 publish_max_records;
+	unsigned int	 system_tags_interval;
+	char		*mqtt_ingest;
+	char		*mqtt_ingest_topic;
+	char		*mqtt_ingest_client_id;
+	char		*mqtt_ingest_username;
+	char		*mqtt_ingest_password;
+	char		*mqtt_ingest_write_topic;
 };
 
 void	conf_set_basedir(const char *);

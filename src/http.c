@@ -50,6 +50,7 @@
 #define HTTP_PREFIX		"/api/v1"
 #define HTTP_MAX_HEADERS	100
 #define HTTP_MAX_QUERY		64
+#define HTTP_STREAM_BACKLOG	(1024 * 1024)	/* unsent stream bytes */
 
 enum http_kind {
 	HTTP_PLAIN,
@@ -69,6 +70,18 @@ struct http_listener {
 	SSL_CTX				*ssl;
 };
 
+struct http_conn;
+
+struct http_stream {
+	struct api_stream		 st;
+	struct http			*http;
+	struct http_conn		*conn;
+	struct evhttp_request		*req;
+	int				 dead;
+	struct event			*closev;
+	TAILQ_ENTRY(http_stream)	 entry;
+};
+
 struct http_conn {
 	struct http		*http;
 	struct http_listener	*l;
@@ -78,6 +91,7 @@ struct http_conn {
 	struct event		*deadline;
 	struct event		*bind;
 	struct evbuffer_cb_entry *incb;
+	struct http_stream	*stream;	/* a long-lived answer */
 };
 
 struct http_pending {
@@ -104,6 +118,7 @@ struct http {
 	char				*tls_cert;
 	char				*tls_key;
 	TAILQ_HEAD(, http_pending)	 pending;
+	TAILQ_HEAD(, http_stream)	 streams;
 };
 
 static struct bufferevent *http_bev_cb(struct event_base *, void *);
@@ -113,10 +128,22 @@ static void	http_in_cb(struct evbuffer *, const struct evbuffer_cb_info *,
 static void	http_close_cb(struct evhttp_connection *, void *);
 static void	http_conn_free(struct http_conn *);
 static void	http_deadline_start(struct http_conn *);
+static void	http_stream_begin(struct http *, struct evhttp_request *,
+		    struct api_resp *);
+static int	http_stream_write(struct api_stream *, const void *, size_t);
+static void	http_stream_end(struct api_stream *);
+static void	http_stream_kill(struct http_stream *, const char *);
+static void	http_stream_closed_cb(evutil_socket_t, short, void *);
+
+static const struct api_stream_ops http_stream_ops = {
+	.write = http_stream_write,
+	.end = http_stream_end,
+};
 static void	http_deadline_cb(evutil_socket_t, short, void *);
 static void	http_request_cb(struct evhttp_request *, void *);
 static void	http_pending_cb(evutil_socket_t, short, void *);
-static void	http_send(struct evhttp_request *, struct api_resp *);
+static void	http_send(struct http *, struct evhttp_request *,
+		    struct api_resp *);
 static void	http_pause(struct http *, int);
 static int	http_listen(struct http *, enum http_kind, const char *,
 		    char **);
@@ -137,6 +164,7 @@ http_new(struct event_base *base, const struct conf *conf, char **cause)
 	h = xcalloc(1, sizeof *h);
 	h->base = base;
 	TAILQ_INIT(&h->pending);
+	TAILQ_INIT(&h->streams);
 	for (k = 0; k < HTTP_NKINDS; k++) {
 		h->l[k].http = h;
 		h->l[k].kind = k;
@@ -534,6 +562,13 @@ http_close_cb(struct evhttp_connection *evcon, void *arg)
 	bev = evhttp_connection_get_bufferevent(evcon);
 	if (bev != NULL && c->incb != NULL)
 		evbuffer_remove_cb_entry(bufferevent_get_input(bev), c->incb);
+	if (c->stream != NULL) {
+		/* evhttp frees the request with the connection. */
+		c->stream->req = NULL;
+		c->stream->conn = NULL;
+		http_stream_kill(c->stream, "client gone");
+		c->stream = NULL;
+	}
 	evhttp_connection_set_closecb(evcon, NULL, NULL);
 	http_conn_free(c);
 }
@@ -594,7 +629,7 @@ http_reason(int status)
 
 /* Send an answer and clear it. */
 static void
-http_send(struct evhttp_request *req, struct api_resp *resp)
+http_send(struct http *h, struct evhttp_request *req, struct api_resp *resp)
 {
 	struct evbuffer		*out;
 	struct evkeyvalq	*oh = evhttp_request_get_output_headers(req);
@@ -605,6 +640,10 @@ http_send(struct evhttp_request *req, struct api_resp *resp)
 		evhttp_add_header(oh, resp->headers[i].key,
 		    resp->headers[i].value);
 	evhttp_add_header(oh, "Cache-Control", "no-store");
+	if (resp->stream_start != NULL) {
+		http_stream_begin(h, req, resp);
+		return;
+	}
 	if (resp->status == 204) {
 		evhttp_send_reply(req, 204, http_reason(204), NULL);
 		api_resp_clear(resp);
@@ -634,7 +673,7 @@ http_pending_cb(__attribute__((unused)) evutil_socket_t fd,
 	struct http_pending	*p = arg;
 
 	TAILQ_REMOVE(&p->http->pending, p, entry);
-	http_send(p->req, &p->resp);
+	http_send(p->http, p->req, &p->resp);
 	event_free(p->ev);
 	free(p);
 }
@@ -767,19 +806,162 @@ send:
 		TAILQ_INSERT_TAIL(&h->pending, p, entry);
 		return;
 	}
-	http_send(ereq, &resp);
+	http_send(h, ereq, &resp);
 }
 
-/* Stop accepting; answer delayed replies now. */
+/*
+ * Start a stream: send the head, lift the read timeout (a monitoring
+ * client sends nothing for hours) and let the producer begin.
+ */
+static void
+http_stream_begin(struct http *h, struct evhttp_request *req,
+    struct api_resp *resp)
+{
+	struct evhttp_connection	*evcon;
+	struct bufferevent		*bev;
+	struct http_conn		*c = NULL;
+	struct http_stream		*hs;
+	struct timeval			 tv;
+	int				 fd;
+
+	if ((evcon = evhttp_request_get_connection(req)) != NULL) {
+		bev = evhttp_connection_get_bufferevent(evcon);
+		fd = bufferevent_getfd(bev);
+		if (fd >= 0 && (size_t)fd < h->nbyfd)
+			c = h->byfd[fd];
+	}
+	if (c == NULL || c->stream != NULL) {
+		resp->stream_closed(NULL, resp->stream_arg);
+		api_resp_clear(resp);
+		evhttp_send_error(req, 503, NULL);
+		return;
+	}
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	    "Content-Type", resp->stream_type);
+	evhttp_send_reply_start(req, 200, "OK");
+	tv.tv_sec = h->idle_timeout;
+	tv.tv_usec = 0;
+	bufferevent_set_timeouts(bev, NULL, &tv);
+
+	hs = xcalloc(1, sizeof *hs);
+	hs->st.ops = &http_stream_ops;
+	hs->st.transport = hs;
+	hs->st.start = resp->stream_start;
+	hs->st.closed = resp->stream_closed;
+	hs->st.arg = resp->stream_arg;
+	hs->http = h;
+	hs->conn = c;
+	hs->req = req;
+	hs->closev = event_new(h->base, -1, 0, http_stream_closed_cb, hs);
+	c->stream = hs;
+	TAILQ_INSERT_TAIL(&h->streams, hs, entry);
+	api_resp_clear(resp);
+	hs->st.start(&hs->st, hs->st.arg);
+}
+
+/* Send a chunk; -1 if the stream is dead or its client too slow. */
+static int
+http_stream_write(struct api_stream *st, const void *data, size_t len)
+{
+	struct http_stream		*hs = st->transport;
+	struct evhttp_connection	*evcon;
+	struct evbuffer			*buf;
+
+	if (hs->dead || hs->req == NULL)
+		return (-1);
+	evcon = evhttp_request_get_connection(hs->req);
+	if (evcon != NULL && evbuffer_get_length(bufferevent_get_output(
+	    evhttp_connection_get_bufferevent(evcon))) > HTTP_STREAM_BACKLOG) {
+		http_stream_kill(hs, "client too slow");
+		return (-1);
+	}
+	if ((buf = evbuffer_new()) == NULL)
+		fatalx("evbuffer_new failed");
+	evbuffer_add(buf, data, len);
+	evhttp_send_reply_chunk(hs->req, buf);
+	evbuffer_free(buf);
+	return (0);
+}
+
+/* Detach a stream from its connection and free it. */
+static void
+http_stream_free(struct http_stream *hs)
+{
+	if (hs->conn != NULL)
+		hs->conn->stream = NULL;
+	TAILQ_REMOVE(&hs->http->streams, hs, entry);
+	event_free(hs->closev);
+	free(hs);
+}
+
+/* The producer finishes a stream. */
+static void
+http_stream_end(struct api_stream *st)
+{
+	struct http_stream		*hs = st->transport;
+	struct evhttp_connection	*evcon;
+	struct timeval			 tv;
+
+	if (!hs->dead && hs->req != NULL) {
+		evcon = evhttp_request_get_connection(hs->req);
+		if (evcon != NULL) {
+			tv.tv_sec = hs->http->idle_timeout;
+			tv.tv_usec = 0;
+			bufferevent_set_timeouts(
+			    evhttp_connection_get_bufferevent(evcon), &tv, &tv);
+		}
+		evhttp_send_reply_end(hs->req);
+	}
+	http_stream_free(hs);
+}
+
+/*
+ * A stream can go on no longer: close its connection (if it still has
+ * one) and tell the producer from the loop.
+ */
+static void
+http_stream_kill(struct http_stream *hs, const char *why)
+{
+	if (hs->dead)
+		return;
+	hs->dead = 1;
+	log_info("http: stream ended reason=\"%s\" fd=%d", why,
+	    hs->conn != NULL ? hs->conn->fd : -1);
+	if (hs->conn != NULL && hs->conn->fd != -1)
+		shutdown(hs->conn->fd, SHUT_RDWR);
+	event_active(hs->closev, EV_TIMEOUT, 0);
+}
+
+/* Tell the producer its stream is gone, then forget the stream. */
+static void
+http_stream_closed_cb(__attribute__((unused)) evutil_socket_t fd,
+    __attribute__((unused)) short events, void *arg)
+{
+	struct http_stream	*hs = arg;
+
+	hs->st.closed(&hs->st, hs->st.arg);
+	http_stream_free(hs);
+}
+
+/* Stop accepting; answer delayed replies now; end streams. */
 void
 http_stop(struct http *h)
 {
 	struct http_pending	*p;
+	struct http_stream	*hs;
 	int			 k;
+
+	while ((hs = TAILQ_FIRST(&h->streams)) != NULL) {
+		if (!hs->dead && hs->req != NULL)
+			evhttp_send_reply_end(hs->req);
+		hs->dead = 1;
+		hs->st.closed(&hs->st, hs->st.arg);
+		http_stream_free(hs);
+	}
 
 	while ((p = TAILQ_FIRST(&h->pending)) != NULL) {
 		TAILQ_REMOVE(&h->pending, p, entry);
-		http_send(p->req, &p->resp);
+		http_send(p->http, p->req, &p->resp);
 		event_free(p->ev);
 		free(p);
 	}

@@ -30,6 +30,8 @@
 #include "log.h"
 #include "metrics.h"
 #include "store.h"
+#include "tag.h"
+#include "tagsrc_virtual.h"
 #include "tls.h"
 #include "uplinkd.h"
 #include "util.h"
@@ -265,6 +267,7 @@ uplinkd_reload(void)
 	}
 	auth_set_lifetime(next.token_lifetime);
 	auth_set_iterations(next.password_iterations);
+	api_tags_set_max_records(next.publish_max_records);
 	log_setlevel(next.log_level);
 	conf_free(&uplinkd.conf);
 	uplinkd.conf = next;
@@ -412,9 +415,13 @@ main(int argc, char **argv)
 	auth_set_iterations(uplinkd.conf.password_iterations);
 	metrics_init();
 	api_init(uplinkd.store);
+	api_tags_set_max_records(uplinkd.conf.publish_max_records);
 
 	if ((uplinkd.base = event_base_new()) == NULL)
 		uplinkd_fail("event_base_new failed");
+	tag_init(uplinkd.base);
+	if (tagsrc_virtual_init(uplinkd.store, &cause) != 0)
+		uplinkd_fail("%s", cause);
 	for (i = 0; i < sizeof sigs / sizeof *sigs; i++) {
 		uplinkd.sig[i] = evsignal_new(uplinkd.base, sigs[i],
 		    uplinkd_signal_cb, NULL);
@@ -434,6 +441,8 @@ main(int argc, char **argv)
 	event_base_dispatch(uplinkd.base);
 
 	http_free(uplinkd.http);
+	tagsrc_virtual_free();
+	tag_free();
 	api_free();
 	auth_free();
 	store_close(uplinkd.store);

@@ -280,3 +280,79 @@ util_path(const char *dir, const char *name)
 	xasprintf(&p, "%s/%s", dir, name);
 	return (p);
 }
+
+static const char util_b64[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* Standard base64 with padding; caller frees. */
+char *
+util_base64_encode(const unsigned char *in, size_t len)
+{
+	char		*out, *p;
+	size_t		 i;
+	uint32_t	 v;
+
+	out = p = xmalloc((len + 2) / 3 * 4 + 1);
+	for (i = 0; i + 2 < len; i += 3) {
+		v = (uint32_t)in[i] << 16 | in[i + 1] << 8 | in[i + 2];
+		*p++ = util_b64[v >> 18 & 63];
+		*p++ = util_b64[v >> 12 & 63];
+		*p++ = util_b64[v >> 6 & 63];
+		*p++ = util_b64[v & 63];
+	}
+	if (len - i == 1) {
+		v = (uint32_t)in[i] << 16;
+		*p++ = util_b64[v >> 18 & 63];
+		*p++ = util_b64[v >> 12 & 63];
+		*p++ = '=';
+		*p++ = '=';
+	} else if (len - i == 2) {
+		v = (uint32_t)in[i] << 16 | in[i + 1] << 8;
+		*p++ = util_b64[v >> 18 & 63];
+		*p++ = util_b64[v >> 12 & 63];
+		*p++ = util_b64[v >> 6 & 63];
+		*p++ = '=';
+	}
+	*p = '\0';
+	return (out);
+}
+
+/*
+ * Decode standard base64 (padding required, no white space) into out
+ * (outlen bytes); 0 with *n set, or -1 if malformed or too long.
+ */
+int
+util_base64_decode(const char *in, size_t len, unsigned char *out,
+    size_t outlen, size_t *n)
+{
+	size_t		 i, k = 0, pad = 0;
+	uint32_t	 v;
+	const char	*c;
+	int		 j, d[4];
+
+	if (len % 4 != 0)
+		return (-1);
+	for (i = 0; i < len; i += 4) {
+		for (j = 0; j < 4; j++) {
+			if (in[i + j] == '=' && i + 4 == len && j >= 2) {
+				d[j] = 0;
+				pad++;
+				continue;
+			}
+			if (pad != 0 || (c = memchr(util_b64, in[i + j],
+			    64)) == NULL || in[i + j] == '\0')
+				return (-1);
+			d[j] = c - util_b64;
+		}
+		v = d[0] << 18 | d[1] << 12 | d[2] << 6 | d[3];
+		if (k + 3 - pad > outlen)
+			return (-1);
+		out[k++] = v >> 16;
+		if (pad < 2)
+			out[k++] = v >> 8 & 0xff;
+		if (pad < 1)
+			out[k++] = v & 0xff;
+	}
+	*n = k;
+	return (0);
+}

@@ -17,5 +17,8 @@ int		 util_write_file(const char *, const void *, size_t, mode_t,
 		    char **);
 int		 util_mkdirs(const char *, mode_t, char **);
 char		*util_path(const char *, const char *);
+char		*util_base64_encode(const unsigned char *, size_t);
+int		 util_base64_decode(const char *, size_t, unsigned char *,
+		    size_t, size_t *);
 
 #endif
