@@ -46,6 +46,8 @@ static struct metrics	*metrics;
 void
 metrics_init(void)
 {
+	if (metrics != NULL)
+		return;
 	metrics = xcalloc(1, sizeof *metrics);
 	metrics->start_ms = util_now_ms();
 }
@@ -62,6 +64,7 @@ metrics_free(void)
 void
 metrics_register(metrics_cb cb)
 {
+	metrics_init();
 	if (metrics->ncbs == METRICS_MAX_CB)
 		fatalx("metrics: too many callbacks");
 	metrics->cbs[metrics->ncbs++] = cb;

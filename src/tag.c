@@ -157,6 +157,8 @@ static void	 tag_metrics(FILE *);
 void
 tag_init(struct event_base *base)
 {
+	static int	registered;
+
 	hub = xcalloc(1, sizeof *hub);
 	hub->base = base;
 	hub->tcap = 1024;
@@ -169,7 +171,10 @@ tag_init(struct event_base *base)
 	hub->next_id = 1;
 	if (base != NULL)
 		hub->fanout = event_new(base, -1, 0, tag_fanout_cb, NULL);
-	metrics_register(tag_metrics);
+	if (!registered) {
+		metrics_register(tag_metrics);
+		registered = 1;
+	}
 }
 
 /* Free every tag, source, string and queued value. */
@@ -997,10 +1002,11 @@ tag_name_ok(const char *what, const char *s, char **cause)
 int
 tag_check(const struct tag_pub *recs, size_t n, size_t *bad, char **cause)
 {
-	const struct tag_pub	*r;
+	const struct tag_pub	*r, *o;
 	struct tag		*t;
-	size_t			 i;
-	char			*why;
+	size_t			 i, cap = 0, slot;
+	uint32_t		*seen = NULL, h;
+	int			 rc = -1;
 
 	for (i = 0; i < n; i++) {
 		r = &recs[i];
@@ -1008,37 +1014,65 @@ tag_check(const struct tag_pub *recs, size_t n, size_t *bad, char **cause)
 		if (tag_name_ok("prvdName", r->prvd, cause) != 0 ||
 		    tag_name_ok("srcName", r->src, cause) != 0 ||
 		    tag_name_ok("tagName", r->name, cause) != 0)
-			return (-1);
+			goto out;
 		if (r->unit != NULL && strlen(r->unit) > 64) {
 			xasprintf(cause, "tag %s/%s/%s: dataUnit: must be at "
 			    "most 64 bytes", r->prvd, r->src, r->name);
-			return (-1);
+			goto out;
 		}
-		t = tag_find(r->prvd, r->src, r->name);
-		if (t == NULL) {
-			if (!r->has_type) {
-				xasprintf(cause, "tag %s/%s/%s: dataType: is "
-				    "required for a new tag", r->prvd, r->src,
-				    r->name);
-				return (-1);
+		h = tag_hash3(r->prvd, r->src, r->name);
+		t = tag_lookup(r->prvd, r->src, r->name, h);
+		if (t != NULL && t->defined) {
+			if (t->origin == TAG_ORIGIN_SYSTEM) {
+				xasprintf(cause, "tag %s/%s/%s: cannot be "
+				    "published: it belongs to the system "
+				    "provider", r->prvd, r->src, r->name);
+				goto out;
+			}
+			if (t->type != r->value.type) {
+				xasprintf(cause, "tag %s/%s/%s: dataType: the "
+				    "tag is %s, not %s", r->prvd, r->src,
+				    r->name, tag_type_name(t->type),
+				    tag_type_name(r->value.type));
+				goto out;
 			}
 			continue;
 		}
-		if (t->type != r->value.type) {
-			xasprintf(cause, "tag %s/%s/%s: dataType: the tag is "
-			    "%s, not %s", r->prvd, r->src, r->name,
-			    tag_type_name(t->type),
-			    tag_type_name(r->value.type));
-			return (-1);
+		if (!r->has_type) {
+			xasprintf(cause, "tag %s/%s/%s: dataType: is required "
+			    "for a new tag", r->prvd, r->src, r->name);
+			goto out;
 		}
-		if (t->origin == TAG_ORIGIN_SYSTEM) {
-			why = "it belongs to the system provider";
-			xasprintf(cause, "tag %s/%s/%s: cannot be published: "
-			    "%s", r->prvd, r->src, r->name, why);
-			return (-1);
+		/* A new tag: earlier records of this batch fix its type. */
+		if (seen == NULL) {
+			for (cap = 16; cap < 2 * (n - i); cap *= 2)
+				;
+			seen = xcalloc(cap, sizeof *seen);
 		}
+		for (slot = h & (cap - 1); seen[slot] != 0;
+		    slot = (slot + 1) & (cap - 1)) {
+			o = &recs[seen[slot] - 1];
+			if (strcmp(o->name, r->name) != 0 ||
+			    strcmp(o->src, r->src) != 0 ||
+			    strcmp(o->prvd, r->prvd) != 0)
+				continue;
+			if (o->value.type != r->value.type) {
+				xasprintf(cause, "tag %s/%s/%s: dataType: %s "
+				    "here but %s earlier in the batch", r->prvd,
+				    r->src, r->name,
+				    tag_type_name(r->value.type),
+				    tag_type_name(o->value.type));
+				goto out;
+			}
+			break;
+		}
+		if (seen[slot] == 0)
+			seen[slot] = i + 1;
 	}
-	return (0);
+	rc = 0;
+out:
+	free(seen);
+	return (rc);
 }
 
 /* Store a new latest value. */
@@ -1086,8 +1120,7 @@ tag_apply(const struct tag_pub *recs, size_t n, enum tag_origin origin)
 				tag_set_writer(t, hub->owriter[origin],
 				    hub->owarg[origin]);
 			}
-		}
-		else if (r->unit != NULL && strcmp(t->unit, r->unit) != 0)
+		} else if (r->unit != NULL && strcmp(t->unit, r->unit) != 0)
 			t->unit = tag_intern(r->unit);
 		if (r->ts == 0 && now == 0)
 			now = util_wall_us();
@@ -1263,6 +1296,8 @@ tag_metrics(FILE *f)
 {
 	int	i;
 
+	if (hub == NULL)
+		return;
 	fprintf(f, "# HELP uplinkd_tags Registered tags.\n"
 	    "# TYPE uplinkd_tags gauge\nuplinkd_tags %zu\n", hub->ntags);
 	fprintf(f, "# HELP uplinkd_tag_sources Tag sources (provider, "

@@ -31,6 +31,7 @@
 #include "metrics.h"
 #include "store.h"
 #include "tag.h"
+#include "tagsrc_system.h"
 #include "tagsrc_virtual.h"
 #include "tls.h"
 #include "uplinkd.h"
@@ -422,6 +423,8 @@ main(int argc, char **argv)
 	tag_init(uplinkd.base);
 	if (tagsrc_virtual_init(uplinkd.store, &cause) != 0)
 		uplinkd_fail("%s", cause);
+	tagsrc_system_init(uplinkd.base, uplinkd.conf.system_tags_interval,
+	    uplinkd.conf.datadir);
 	for (i = 0; i < sizeof sigs / sizeof *sigs; i++) {
 		uplinkd.sig[i] = evsignal_new(uplinkd.base, sigs[i],
 		    uplinkd_signal_cb, NULL);
@@ -441,6 +444,7 @@ main(int argc, char **argv)
 	event_base_dispatch(uplinkd.base);
 
 	http_free(uplinkd.http);
+	tagsrc_system_free();
 	tagsrc_virtual_free();
 	tag_free();
 	api_free();
