@@ -69,7 +69,8 @@ main(int argc, char **argv)
 	sigterm = evsignal_new(base, SIGTERM, baseline_signal_cb, base);
 	sigint = evsignal_new(base, SIGINT, baseline_signal_cb, base);
 	if (sigterm == NULL || sigint == NULL ||
-	    evsignal_add(sigterm, NULL) == -1 || evsignal_add(sigint, NULL) == -1)
+	    evsignal_add(sigterm, NULL) == -1 ||
+	    evsignal_add(sigint, NULL) == -1)
 		errx(1, "cannot catch signals");
 
 	if ((f = fopen(argv[1], "w")) == NULL)

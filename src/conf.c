@@ -110,8 +110,9 @@ conf_parse_listen(const char *v, char **host, char **port, char **cause)
 		h = xstrndup(v + 1, colon - v - 1);
 		colon++;
 	} else {
-		if ((colon = strrchr(v, ':')) == NULL || colon == v)
-			goto bad;
+		if ((colon = strrchr(v, ':')) == NULL || colon == v ||
+		    strchr(v, ':') != colon)
+			goto bad;	/* IPv6 addresses need brackets */
 		h = xstrndup(v, colon - v);
 	}
 	if (inet_pton(AF_INET, h, buf) != 1 && inet_pton(AF_INET6, h,
@@ -123,8 +124,8 @@ conf_parse_listen(const char *v, char **host, char **port, char **cause)
 	}
 	errno = 0;
 	p = strtoul(colon + 1, &end, 10);
-	if (colon[1] == '\0' || *end != '\0' || errno != 0 || p == 0 ||
-	    p > 65535) {
+	if (!isdigit((unsigned char)colon[1]) || *end != '\0' || errno != 0 ||
+	    p == 0 || p > 65535) {
 		xasprintf(cause, "\"%s\": the port must be from 1 to 65535", v);
 		free(h);
 		return (-1);
@@ -154,6 +155,12 @@ conf_apply(struct conf *c, const struct conf_key *k, const char *v,
 	char		 *end;
 	size_t		  i;
 
+	if (strchr(v, '"') != NULL) {
+		/* The file has no escapes: it could not be written back. */
+		xasprintf(cause, "%s: must not contain a double quote",
+		    k->name);
+		return (-1);
+	}
 	switch (k->type) {
 	case CONF_PATH:
 	case CONF_SOCKET:

@@ -299,6 +299,18 @@ wrongtype:
 	return (-1);
 }
 
+/* Does a table have a required member (so an empty object is invalid)? */
+static int
+json_valid_needs(const struct json_field *fields)
+{
+	const struct json_field	*f;
+
+	for (f = fields; f->name != NULL; f++)
+		if ((f->flags & JF_REQUIRED) && f->def == NULL)
+			return (1);
+	return (0);
+}
+
 /* Check an object's members against a field table, editing it in place. */
 static int
 json_valid_object(struct json *o, const struct json_field *fields,
@@ -355,7 +367,7 @@ json_valid_object(struct json *o, const struct json_field *fields,
 			v = def;
 		}
 		if (v == NULL && f->type == JF_OBJECT && f->sub != NULL &&
-		    !(f->flags & JF_REQUIRED)) {
+		    !(f->flags & JF_REQUIRED) && !json_valid_needs(f->sub)) {
 			/* An absent optional object gets its defaults. */
 			v = json_new_object();
 			json_set(o, f->name, v);

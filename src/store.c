@@ -344,7 +344,8 @@ store_list(struct store *s, const char *coll)
 		items[n].id = id;
 		items[n++].doc = doc;
 	}
-	qsort(items, n, sizeof *items, store_cmp_id);
+	if (n > 1)
+		qsort(items, n, sizeof *items, store_cmp_id);
 	arr = json_new_array();
 	for (i = 0; i < n; i++)
 		json_array_push(arr, items[i].doc);
