@@ -92,6 +92,7 @@ struct http_conn {
 	struct event		*bind;
 	struct evbuffer_cb_entry *incb;
 	struct http_stream	*stream;	/* a long-lived answer */
+	struct evhttp_request	*unfinished;	/* its request, until ended */
 };
 
 struct http_pending {
@@ -563,12 +564,19 @@ http_close_cb(struct evhttp_connection *evcon, void *arg)
 	if (bev != NULL && c->incb != NULL)
 		evbuffer_remove_cb_entry(bufferevent_get_input(bev), c->incb);
 	if (c->stream != NULL) {
-		/* evhttp frees the request with the connection. */
 		c->stream->req = NULL;
 		c->stream->conn = NULL;
 		http_stream_kill(c->stream, "client gone");
 		c->stream = NULL;
 	}
+	/*
+	 * A reply cut short: evhttp has detached its request from the
+	 * connection and leaves it to us.  One still attached goes with
+	 * the connection.
+	 */
+	if (c->unfinished != NULL &&
+	    evhttp_request_get_connection(c->unfinished) == NULL)
+		evhttp_request_free(c->unfinished);
 	evhttp_connection_set_closecb(evcon, NULL, NULL);
 	http_conn_free(c);
 }
@@ -854,6 +862,7 @@ http_stream_begin(struct http *h, struct evhttp_request *req,
 	hs->req = req;
 	hs->closev = event_new(h->base, -1, 0, http_stream_closed_cb, hs);
 	c->stream = hs;
+	c->unfinished = req;
 	TAILQ_INSERT_TAIL(&h->streams, hs, entry);
 	api_resp_clear(resp);
 	hs->st.start(&hs->st, hs->st.arg);
@@ -911,6 +920,8 @@ http_stream_end(struct api_stream *st)
 			    evhttp_connection_get_bufferevent(evcon), &tv, &tv);
 		}
 		evhttp_send_reply_end(hs->req);
+		if (hs->conn != NULL)
+			hs->conn->unfinished = NULL;
 	}
 	http_stream_free(hs);
 }
@@ -952,8 +963,11 @@ http_stop(struct http *h)
 	int			 k;
 
 	while ((hs = TAILQ_FIRST(&h->streams)) != NULL) {
-		if (!hs->dead && hs->req != NULL)
+		if (!hs->dead && hs->req != NULL) {
 			evhttp_send_reply_end(hs->req);
+			if (hs->conn != NULL)
+				hs->conn->unfinished = NULL;
+		}
 		hs->dead = 1;
 		hs->st.closed(&hs->st, hs->st.arg);
 		http_stream_free(hs);

@@ -20,7 +20,6 @@
 #include <sys/queue.h>
 
 #include <errno.h>
-#include <float.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -39,6 +38,8 @@
 #define TAG_QUEUE_MAX	(1 << 20)	/* queued values at most */
 #define TAG_FANOUT_BATCH 8192		/* values delivered per loop turn */
 #define TAG_NAME_MAX	1024
+#define TAG_RATE_SLOTS	16		/* seconds of ingest counts kept */
+#define TAG_RATE_WINDOW	10		/* seconds averaged for the rate */
 
 struct tag_sub {
 	tag_cb			 cb;
@@ -125,6 +126,8 @@ struct tag_hub {
 	void			 *owarg[TAG_NORIGINS];
 	uint64_t		  ingested[TAG_NORIGINS];
 	uint64_t		  rejected;
+	uint64_t		  rate_n[TAG_RATE_SLOTS];	/* per second */
+	uint64_t		  rate_s[TAG_RATE_SLOTS];
 	uint64_t		  dropped;
 	uint64_t		  delivered;
 };
@@ -152,6 +155,8 @@ static void	 tag_set_value(struct tag *, const struct tag_value *,
 static void	 tag_enqueue(struct tag *, int64_t);
 static void	 tag_fanout_cb(evutil_socket_t, short, void *);
 static void	 tag_metrics(FILE *);
+static void	 tag_rate_add(uint64_t);
+static double	 tag_rate(void);
 
 /* Start the hub on the loop. */
 void
@@ -758,7 +763,7 @@ tag_value_parse(enum tag_type type, enum tag_tok kind, const char *text,
 		memcpy(buf, text, len);
 		buf[len] = '\0';
 		d = strtod(buf, NULL);
-		if (!isfinite(d) || (type == TAG_FLOAT && fabs(d) > FLT_MAX)) {
+		if (!isfinite(d) || (type == TAG_FLOAT && isinf((float)d))) {
 			xasprintf(cause, "%s is out of range for %s", buf,
 			    tag_type_name(type));
 			return (-1);
@@ -817,10 +822,12 @@ range:
 	    len), text, tag_type_name(type));
 	return (-1);
 wrongtype:
-	xasprintf(cause, "%s is not a %s value", kind == TAG_TOK_NUMBER ?
+	xasprintf(cause, "%s is not %s %s value", kind == TAG_TOK_NUMBER ?
 	    "a number" : kind == TAG_TOK_STRING ? "a string" :
 	    kind == TAG_TOK_BOOL ? "a boolean" : kind == TAG_TOK_NULL ?
-	    "null" : "an object or array", tag_type_name(type));
+	    "null" : "an object or array", (type == TAG_INT8 ||
+	    type == TAG_INT16 || type == TAG_INT32 || type == TAG_INT64) ?
+	    "an" : "a", tag_type_name(type));
 	return (-1);
 }
 
@@ -1127,6 +1134,36 @@ tag_apply(const struct tag_pub *recs, size_t n, enum tag_origin origin)
 		tag_set_value(t, &r->value, r->ts != 0 ? r->ts : now);
 	}
 	hub->ingested[origin] += n;
+	tag_rate_add(n);
+}
+
+/* Count n records in the current second. */
+static void
+tag_rate_add(uint64_t n)
+{
+	uint64_t	sec = util_now_ms() / 1000;
+	size_t		slot = sec % TAG_RATE_SLOTS;
+
+	if (hub->rate_s[slot] != sec) {
+		hub->rate_s[slot] = sec;
+		hub->rate_n[slot] = 0;
+	}
+	hub->rate_n[slot] += n;
+}
+
+/* Records per second over the last TAG_RATE_WINDOW whole seconds. */
+static double
+tag_rate(void)
+{
+	uint64_t	sec = util_now_ms() / 1000, sum = 0;
+	size_t		i, slot;
+
+	for (i = 1; i <= TAG_RATE_WINDOW; i++) {
+		slot = (sec - i) % TAG_RATE_SLOTS;
+		if (hub->rate_s[slot] == sec - i)
+			sum += hub->rate_n[slot];
+	}
+	return ((double)sum / TAG_RATE_WINDOW);
 }
 
 /* Count n records refused before they reached tag_publish(). */
@@ -1308,6 +1345,11 @@ tag_metrics(FILE *f)
 	for (i = 0; i < TAG_NORIGINS; i++)
 		fprintf(f, "uplinkd_tag_records_total{origin=\"%s\"} %" PRIu64
 		    "\n", tag_origin_names[i], hub->ingested[i]);
+	fprintf(f, "# HELP uplinkd_tag_records_per_second Tag values taken "
+	    "in per second, over the last %d seconds.\n"
+	    "# TYPE uplinkd_tag_records_per_second gauge\n"
+	    "uplinkd_tag_records_per_second %.1f\n", TAG_RATE_WINDOW,
+	    tag_rate());
 	fprintf(f, "# HELP uplinkd_tag_records_rejected_total Tag values "
 	    "refused (the whole batch counts).\n"
 	    "# TYPE uplinkd_tag_records_rejected_total counter\n"

@@ -262,9 +262,11 @@ tag_ingest_start_map_cb(void *arg)
 		return (1);
 	}
 	if (in->depth == (in->top_array ? 1 : 0)) {
-		if (in->n == in->max)
+		if (in->n == in->max) {
+			in->prvd = in->src = in->name = NULL;
 			return (tag_ingest_fail(in, "a batch holds at most "
 			    "%zu records", in->max));
+		}
 		in->depth++;
 		in->prvd = in->src = in->name = in->type = in->unit = NULL;
 		in->has_value = in->has_ts = 0;
