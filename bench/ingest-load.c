@@ -3,14 +3,15 @@
 /*
  * Load generator and sink for bench/ingest.
  *
- * usage: ingest-load load [-b batch] [-c conns] [-d seconds] [-k token]
- *            [-n buffers] [-p pid] [-q depth] [-r requests] [-s source]
- *            [-t tags] [-w seconds] unix:path | tcp:host:port
+ * usage: ingest-load load [-b batch] [-c conns] [-d seconds]
+ *            [-k tokenfile] [-n buffers] [-p pid] [-q depth] [-r requests]
+ *            [-s source] [-t tags] [-w seconds] unix:path | tcp:host:port
  *        ingest-load sink [-b batch] portfile unix:path | tcp:host:port ...
  *
  * load pre-builds buffers HTTP/1.1 keep-alive requests, each a POST
  * /api/v1/tags/publish whose body is an array of batch int64 records
- * spread over tags distinct tags (values vary from request to request).
+ * spread over tags distinct tags (values vary from request to request),
+ * with the first line of tokenfile as a Bearer token if -k is given.
  * It opens conns connections and keeps up to depth requests in flight on
  * each (depth > 1 pipelines), sending the buffers round robin as fast as
  * the server answers.  Every answer must be 200 with {"published":batch}
@@ -105,6 +106,7 @@ struct sink_conn {
 static int		 load_main(int, char **);
 static int		 sink_main(int, char **);
 static void		 load_usage(void);
+static char		*load_token(const char *);
 static int		 load_parse_addr(const char *,
 			    struct sockaddr_storage *, socklen_t *);
 static double		 load_now(void);
@@ -151,11 +153,11 @@ static void
 load_usage(void)
 {
 	fprintf(stderr,
-	    "usage: ingest-load load [-b batch] [-c conns] [-d seconds] "
-	    "[-k token]\n"
-	    "           [-n buffers] [-p pid] [-q depth] [-r requests] "
-	    "[-s source]\n"
-	    "           [-t tags] [-w seconds] unix:path | tcp:host:port\n"
+	    "usage: ingest-load load [-b batch] [-c conns] [-d seconds]\n"
+	    "           [-k tokenfile] [-n buffers] [-p pid] [-q depth] "
+	    "[-r requests]\n"
+	    "           [-s source] [-t tags] [-w seconds] "
+	    "unix:path | tcp:host:port\n"
 	    "       ingest-load sink [-b batch] portfile "
 	    "unix:path | tcp:host:port ...\n");
 }
@@ -173,6 +175,25 @@ load_number(const char *s, const char *what, unsigned long max)
 		errx(2, "%s: must be a number from 1 to %lu, not %s", what,
 		    max, s);
 	return (v);
+}
+
+/* The first line of path, without its newline; caller frees. */
+static char *
+load_token(const char *path)
+{
+	char	*line = NULL;
+	size_t	 cap = 0;
+	ssize_t	 n;
+	FILE	*f;
+
+	if ((f = fopen(path, "r")) == NULL)
+		err(2, "%s", path);
+	if ((n = getline(&line, &cap, f)) == -1)
+		errx(2, "%s: empty", path);
+	fclose(f);
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	return (line);
 }
 
 /* unix:path or tcp:host:port into ss; -1 if it is neither. */
@@ -332,10 +353,11 @@ load_build(struct load_req *r, unsigned int i, unsigned int batch,
 		err(1, "malloc");
 	n = snprintf(r->data, hcap, "POST /api/v1/tags/publish HTTP/1.1\r\n"
 	    "Host: localhost\r\n"
-	    "Authorization: Bearer %s\r\n"
+	    "%s%s%s"
 	    "Content-Type: application/json\r\n"
 	    "Content-Length: %zu\r\n"
-	    "\r\n", token, (size_t)(p - body));
+	    "\r\n", *token == '\0' ? "" : "Authorization: Bearer ", token,
+	    *token == '\0' ? "" : "\r\n", (size_t)(p - body));
 	if (n < 0 || (size_t)n >= hcap)
 		errx(1, "request %u: header buffer too small", i);
 	memcpy(r->data + n, body, p - body);
@@ -498,7 +520,7 @@ load_main(int argc, char **argv)
 			seconds = load_number(optarg, "-d", 86400);
 			break;
 		case 'k':
-			token = optarg;
+			token = load_token(optarg);
 			break;
 		case 'n':
 			load_nreqs = load_number(optarg, "-n", 1000000);

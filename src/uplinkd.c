@@ -317,6 +317,7 @@ main(int argc, char **argv)
 	static const int	 sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
 	struct timeval		 tv = { 0, UPLINKD_LAG_MS * 1000 };
 	char			*cause = NULL, *path, cwd[PATH_MAX];
+	struct event_config	*evcfg;
 	int			 ch, foreground = 0, check = 0, verbose = 0;
 	size_t			 i;
 
@@ -418,7 +419,17 @@ main(int argc, char **argv)
 	api_init(uplinkd.store);
 	api_tags_set_max_records(uplinkd.conf.publish_max_records);
 
-	if ((uplinkd.base = event_base_new()) == NULL)
+	/*
+	 * The epoll change list saves the epoll_ctl() pairs evhttp makes
+	 * around every request; uplinkd never dup()s a descriptor it
+	 * watches, the one case the change list gets wrong.
+	 */
+	if ((evcfg = event_config_new()) == NULL)
+		uplinkd_fail("event_config_new failed");
+	event_config_set_flag(evcfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	uplinkd.base = event_base_new_with_config(evcfg);
+	event_config_free(evcfg);
+	if (uplinkd.base == NULL)
 		uplinkd_fail("event_base_new failed");
 	tag_init(uplinkd.base);
 	if (tagsrc_virtual_init(uplinkd.store, &cause) != 0)
