@@ -1007,9 +1007,10 @@ tag_name_ok(const char *what, const char *s, char **cause)
  * of the first bad record and *cause naming the tag.
  */
 int
-tag_check(const struct tag_pub *recs, size_t n, size_t *bad, char **cause)
+tag_check(struct tag_pub *recs, size_t n, size_t *bad, char **cause)
 {
-	const struct tag_pub	*r, *o;
+	struct tag_pub		*r;
+	const struct tag_pub	*o;
 	struct tag		*t;
 	size_t			 i, cap = 0, slot;
 	uint32_t		*seen = NULL, h;
@@ -1029,6 +1030,7 @@ tag_check(const struct tag_pub *recs, size_t n, size_t *bad, char **cause)
 		}
 		h = tag_hash3(r->prvd, r->src, r->name);
 		t = tag_lookup(r->prvd, r->src, r->name, h);
+		r->tag = (t != NULL && t->defined) ? t : NULL;
 		if (t != NULL && t->defined) {
 			if (t->origin == TAG_ORIGIN_SYSTEM) {
 				xasprintf(cause, "tag %s/%s/%s: cannot be "
@@ -1117,7 +1119,9 @@ tag_apply(const struct tag_pub *recs, size_t n, enum tag_origin origin)
 
 	for (i = 0; i < n; i++) {
 		r = &recs[i];
-		t = tag_find(r->prvd, r->src, r->name);
+		t = r->tag;
+		if (t == NULL || !t->defined)
+			t = tag_find(r->prvd, r->src, r->name);
 		if (t == NULL) {
 			t = tag_define(r->prvd, r->src, r->name, r->value.type,
 			    r->unit != NULL ? r->unit : "", TAG_ACCESS_R,
@@ -1175,7 +1179,7 @@ tag_rejected(size_t n)
 
 /* Check and apply; -1 with *cause (nothing applied) if a record is bad. */
 int
-tag_publish(const struct tag_pub *recs, size_t n, enum tag_origin origin,
+tag_publish(struct tag_pub *recs, size_t n, enum tag_origin origin,
     char **cause)
 {
 	size_t	bad;

@@ -75,6 +75,7 @@ struct tag_pub {
 	int			 has_type;	/* dataType was given */
 	struct tag_value	 value;
 	int64_t			 ts;		/* 0: now */
+	struct tag		*tag;		/* found by tag_check() */
 };
 
 /* Kinds of JSON token a value can arrive as. */
@@ -108,9 +109,9 @@ struct json	*tag_value_json(const struct tag_value *);
 struct json	*tag_rec_json(const struct tag_rec *);
 
 /* Publishing: all records are checked before any is applied. */
-int		 tag_check(const struct tag_pub *, size_t, size_t *, char **);
+int		 tag_check(struct tag_pub *, size_t, size_t *, char **);
 void		 tag_apply(const struct tag_pub *, size_t, enum tag_origin);
-int		 tag_publish(const struct tag_pub *, size_t, enum tag_origin,
+int		 tag_publish(struct tag_pub *, size_t, enum tag_origin,
 		    char **);
 void		 tag_rejected(size_t);
 
