@@ -554,6 +554,10 @@ tagsrc_mqtt_reason(struct tagsrc_mqtt *mq, int rc, int err)
 		return (err != 0 ? strerror(err) : "connection closed");
 	case MOSQ_ERR_EAI:
 		return (gai_strerror(err));
+	case MOSQ_ERR_KEEPALIVE:	/* not in 2.0's mosquitto_strerror */
+		return ("no answer from the broker within the keepalive time");
+	case MOSQ_ERR_MALFORMED_PACKET:
+		return ("malformed packet from the broker");
 	default:
 		return (mosquitto_strerror(rc));
 	}
