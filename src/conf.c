@@ -326,8 +326,15 @@ conf_load(const char *path, struct conf *c, char **cause)
 				rc = -1;
 				break;
 			}
-		} else if ((q = strchr(val, '#')) != NULL) {
-			*q = '\0';
+		} else {
+			/* A comment starts with '#' after white space. */
+			for (q = val; *q != '\0'; q++) {
+				if (*q == '#' && q > val &&
+				    isspace((unsigned char)q[-1])) {
+					*q = '\0';
+					break;
+				}
+			}
 			val = conf_trim(val);
 		}
 		if (conf_set(c, key, val, &why) != 0) {

@@ -62,6 +62,7 @@ struct tag_ingest {
 	int64_t			 ts;
 
 	char			*cause;
+	int			 toobig;
 };
 
 /* Bytes from the arena (never moved, freed with the batch). */
@@ -264,6 +265,7 @@ tag_ingest_start_map_cb(void *arg)
 	if (in->depth == (in->top_array ? 1 : 0)) {
 		if (in->n == in->max) {
 			in->prvd = in->src = in->name = NULL;
+			in->toobig = 1;
 			return (tag_ingest_fail(in, "a batch holds at most "
 			    "%zu records", in->max));
 		}
@@ -316,6 +318,7 @@ static int
 tag_ingest_finish(struct tag_ingest *in)
 {
 	struct tag_pub	*r;
+	struct tag	*t;
 	enum tag_type	 type;
 	char		*why, *store = NULL;
 
@@ -325,9 +328,13 @@ tag_ingest_finish(struct tag_ingest *in)
 		return (tag_ingest_fail(in, "srcName: is required"));
 	if (in->name == NULL)
 		return (tag_ingest_fail(in, "tagName: is required"));
-	if (in->type == NULL)
-		return (tag_ingest_fail(in, "dataType: is required"));
-	if (tag_type_parse(in->type, &type) != 0)
+	if (in->type == NULL) {
+		/* A known tag keeps its type. */
+		if ((t = tag_find(in->prvd, in->src, in->name)) == NULL)
+			return (tag_ingest_fail(in, "dataType: is required "
+			    "for a new tag"));
+		type = tag_get_type(t);
+	} else if (tag_type_parse(in->type, &type) != 0)
 		return (tag_ingest_fail(in, "dataType: must be one of uint8, "
 		    "uint16, uint32, uint64, int8, int16, int32, int64, float, "
 		    "double, string, boolean, raw, not \"%s\"", in->type));
@@ -350,7 +357,7 @@ tag_ingest_finish(struct tag_ingest *in)
 	r->src = in->src;
 	r->name = in->name;
 	r->unit = in->unit;
-	r->has_type = 1;
+	r->has_type = (in->type != NULL);
 	r->ts = in->has_ts ? in->ts : 0;
 	in->n++;
 	return (1);
@@ -439,17 +446,15 @@ tag_ingest(const void *text, size_t len, size_t max, enum tag_origin origin,
 	if (in.cause != NULL || st != yajl_status_ok)
 		tag_rejected(in.n + 1);
 	if (in.cause != NULL) {
-		*toobig = (in.n == max && strstr(in.cause, "at most") != NULL);
+		*toobig = in.toobig;
 		*cause = in.cause;
 		in.cause = NULL;
 	} else if (st != yajl_status_ok) {
 		err = yajl_get_error(h, 0, text, len);
+		err[strcspn((char *)err, "\r\n")] = '\0';
 		xasprintf(cause, "malformed JSON at byte %zu: %s",
 		    yajl_get_bytes_consumed(h), (char *)err);
 		yajl_free_error(h, err);
-	} else if (in.n == 0 && !in.top_array) {
-		xasprintf(cause, "body: must be a tag record or an array of "
-		    "them");
 	} else if (tag_publish(in.recs, in.n, origin, cause) == 0) {
 		*n = in.n;
 		rc = 0;

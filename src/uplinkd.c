@@ -31,6 +31,7 @@
 #include "metrics.h"
 #include "store.h"
 #include "tag.h"
+#include "tagsrc_mqtt.h"
 #include "tagsrc_system.h"
 #include "tagsrc_virtual.h"
 #include "tls.h"
@@ -262,6 +263,11 @@ uplinkd_reload(void)
 		free(cause);
 		cause = NULL;
 	}
+	if (tagsrc_mqtt_reconfigure(&next, &cause) != 0) {
+		log_warnx("reload: %s", cause);
+		free(cause);
+		cause = NULL;
+	}
 	if (auth_reload(&cause) != 0) {
 		log_warnx("reload: %s", cause);
 		free(cause);
@@ -436,6 +442,8 @@ main(int argc, char **argv)
 		uplinkd_fail("%s", cause);
 	tagsrc_system_init(uplinkd.base, uplinkd.conf.system_tags_interval,
 	    uplinkd.conf.datadir);
+	if (tagsrc_mqtt_init(uplinkd.base, &uplinkd.conf, &cause) != 0)
+		uplinkd_fail("%s", cause);
 	for (i = 0; i < sizeof sigs / sizeof *sigs; i++) {
 		uplinkd.sig[i] = evsignal_new(uplinkd.base, sigs[i],
 		    uplinkd_signal_cb, NULL);
@@ -455,6 +463,7 @@ main(int argc, char **argv)
 	event_base_dispatch(uplinkd.base);
 
 	http_free(uplinkd.http);
+	tagsrc_mqtt_free();
 	tagsrc_system_free();
 	tagsrc_virtual_free();
 	tag_free();

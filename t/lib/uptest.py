@@ -324,3 +324,84 @@ def _cleanup():
 
 
 atexit.register(_cleanup)
+
+
+MOSQUITTO = os.environ.get("MOSQUITTO", "/usr/sbin/mosquitto")
+
+
+class Broker:
+    """A mosquitto on a free loopback port (mosquitto 2 binds -p to
+    loopback); stop() and start() keep the port."""
+
+    def __init__(self, start=True):
+        self.port = free_port()
+        self.dir = tmpdir("uplinkd-mq-")
+        self.logfile = os.path.join(self.dir, "mosquitto.log")
+        self.proc = None
+        _brokers.append(self)
+        if start:
+            self.start()
+
+    def start(self, timeout=10):
+        log = open(self.logfile, "a")
+        self.proc = subprocess.Popen([MOSQUITTO, "-p", str(self.port)],
+                                     stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.5).close()
+                return self
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError("mosquitto did not start")
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def pub(self, topic, payload, qos=1):
+        subprocess.run(["mosquitto_pub", "-p", str(self.port), "-q", str(qos),
+                        "-t", topic, "-m", payload], check=True, timeout=10)
+
+    def sub(self, topic, count=1, timeout=10):
+        """Start collecting count messages on topic; returns a Popen whose
+        communicate() gives "topic payload" lines."""
+        p = subprocess.Popen(["mosquitto_sub", "-p", str(self.port), "-v",
+                              "-t", topic, "-C", str(count), "-W", str(timeout)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        _subs.append(p)
+        return p
+
+
+_brokers = []
+_subs = []
+
+
+def have_mosquitto():
+    return os.access(MOSQUITTO, os.X_OK) and shutil.which("mosquitto_pub") is not None
+
+
+def wait_for(cond, timeout=10, step=0.05):
+    """Poll cond() until it is true or timeout; its last value."""
+    deadline = time.time() + timeout
+    while True:
+        v = cond()
+        if v or time.time() >= deadline:
+            return v
+        time.sleep(step)
+
+
+def _cleanup_brokers():
+    for p in _subs:
+        if p.poll() is None:
+            p.kill()
+    for b in _brokers:
+        if b.proc is not None and b.proc.poll() is None:
+            b.proc.kill()
+            b.proc.wait()
+
+
+atexit.register(_cleanup_brokers)

@@ -272,7 +272,8 @@ conf_test_syntax(void)
 	    "  max_connections\t=\t12   # twelve\n"
 	    "tls_cert = \"/etc/ssl/a#b.pem\"   # a # inside quotes\n"
 	    "tls_key=\"/etc/ssl/k y.pem\"\n"
-	    "log_level=warning#no blank before the comment\n"
+	    "log_level=warning #a comment after a blank\n"
+	    "mqtt_ingest_topic = plant/tags/#\n"
 	    "datadir = /var/lib/a=b\n"
 	    "request_timeout = 5\r\n"
 	    "idle_timeout = 7", &c),
@@ -285,6 +286,8 @@ conf_test_syntax(void)
 	    "quoted values keep '#' and blanks");
 	tap_ok(strcmp(c.datadir, "/var/lib/a=b") == 0,
 	    "the first '=' separates; the value may contain more");
+	tap_ok(strcmp(c.mqtt_ingest_topic, "plant/tags/#") == 0,
+	    "a '#' with no blank before it is part of the value");
 	conf_free(&c);
 	tap_ok(conf_test_load("pidfile = \"\"\n", &c, &path, &cause) == -1 &&
 	    strstr(cause, "pidfile: must not be empty") != NULL,
