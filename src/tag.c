@@ -750,7 +750,7 @@ tag_value_parse(enum tag_type type, enum tag_tok kind, const char *text,
 	int64_t		 min, i = 0;
 	uint64_t	 max, u = 0;
 	double		 d;
-	char		 buf[64];
+	char		 buf[512];
 	size_t		 n;
 
 	memset(v, 0, sizeof *v);
@@ -758,8 +758,13 @@ tag_value_parse(enum tag_type type, enum tag_tok kind, const char *text,
 	switch (type) {
 	case TAG_FLOAT:
 	case TAG_DOUBLE:
-		if (kind != TAG_TOK_NUMBER || len >= sizeof buf)
+		if (kind != TAG_TOK_NUMBER)
 			goto wrongtype;
+		if (len >= sizeof buf) {
+			xasprintf(cause, "a number of %zu characters is too long",
+			    len);
+			return (-1);
+		}
 		memcpy(buf, text, len);
 		buf[len] = '\0';
 		d = strtod(buf, NULL);
@@ -896,6 +901,9 @@ tag_float_json(double d)
 
 	if (!isfinite(d))
 		return (json_new_null());
+	/* Whole numbers print as integers, as json_new_double() does. */
+	if (f == floorf(f) && fabsf(f) < 1e16f)
+		return (json_new_double(f));
 	for (prec = 1; prec <= 9; prec++) {
 		snprintf(buf, sizeof buf, "%.*g", prec, (double)f);
 		if (strtof(buf, NULL) == f)
@@ -1182,10 +1190,16 @@ int
 tag_publish(struct tag_pub *recs, size_t n, enum tag_origin origin,
     char **cause)
 {
-	size_t	bad;
+	size_t	 bad;
+	char	*why;
 
 	if (tag_check(recs, n, &bad, cause) != 0) {
 		hub->rejected += n;
+		if (n > 1) {
+			why = *cause;
+			xasprintf(cause, "record %zu: %s", bad, why);
+			free(why);
+		}
 		return (-1);
 	}
 	tag_apply(recs, n, origin);
@@ -1270,6 +1284,7 @@ tag_fanout_cb(__attribute__((unused)) evutil_socket_t fd,
 	struct tag_event	 e;
 	struct tag_sub		*sub;
 	size_t			 n = 0;
+	struct timeval		 tv = { 0, 0 };
 
 	hub->delivering = 1;
 	while (hub->qlen > 0 && n++ < TAG_FANOUT_BATCH) {
@@ -1284,8 +1299,9 @@ tag_fanout_cb(__attribute__((unused)) evutil_socket_t fd,
 		LIST_REMOVE(sub, dead_entry);
 		free(sub);
 	}
+	/* More next turn: a timeout runs after the loop polls again. */
 	if (hub->qlen > 0)
-		event_active(hub->fanout, EV_TIMEOUT, 0);
+		evtimer_add(hub->fanout, &tv);
 }
 
 /*

@@ -359,7 +359,11 @@ tag_ingest_finish(struct tag_ingest *in)
 	r->unit = in->unit;
 	r->has_type = (in->type != NULL);
 	r->ts = in->has_ts ? in->ts : 0;
+	r->tag = NULL;
 	in->n++;
+	/* What comes next is not this record's fault. */
+	in->prvd = in->src = in->name = NULL;
+	in->field = F_NONE;
 	return (1);
 }
 
