@@ -44,6 +44,7 @@ static const struct api_route *api_route_tables[] = {
 	api_users_routes,
 	api_system_routes,
 	api_tags_routes,
+	api_mqtt_routes,
 };
 
 static int	api_split(const char *, char **, size_t *, char **);
@@ -518,7 +519,8 @@ api_media_is(const char *ct, const char *type)
 static int
 api_authenticate(struct api_req *req, struct api_resp *resp)
 {
-	const char	*h, *tok = NULL;
+	const char		*h, *tok = NULL;
+	const struct api_route	*route;
 
 	if ((h = api_header(req, "Authorization")) != NULL) {
 		if (strncasecmp(h, "Bearer ", 7) == 0) {
@@ -532,7 +534,11 @@ api_authenticate(struct api_req *req, struct api_resp *resp)
 	if (tok != NULL && *tok != '\0' && auth_verify(tok, &req->user) == 0)
 		return (0);
 	api_add_header(resp, "WWW-Authenticate", "Bearer realm=\"uplinkd\"");
+	/* 401 has the platform's shape on every route, as the vendor's. */
+	route = req->route;
+	req->route = NULL;
 	api_error(req, resp, 401, "authentication required");
+	req->route = route;
 	return (-1);
 }
 

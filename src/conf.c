@@ -81,6 +81,11 @@ static const struct conf_key conf_keys[] = {
 	    255 },
 	{ "mqtt_ingest_write_topic", CONF_STRING, O(mqtt_ingest_write_topic),
 	    "", 0, 65535 },
+	{ "dns_servers", CONF_STRING, O(dns_servers), "", 0, 1024 },
+	{ "outbox_messages", CONF_UINT, O(outbox_messages), "10000", 1,
+	    10000000 },
+	{ "outbox_bytes", CONF_UINT, O(outbox_bytes), "16777216", 65536,
+	    1073741824 },
 	{ NULL, 0, 0, NULL, 0, 0 }
 };
 

@@ -31,6 +31,9 @@ struct conf {
 	char		*mqtt_ingest_username;
 	char		*mqtt_ingest_password;
 	char		*mqtt_ingest_write_topic;
+	char		*dns_servers;
+	unsigned int	 outbox_messages;
+	unsigned int	 outbox_bytes;
 };
 
 void	conf_set_basedir(const char *);

@@ -71,7 +71,6 @@ struct json	*json_array_get(const struct json *, size_t);
 void		 json_array_push(struct json *, struct json *);
 struct json	*json_array_take(struct json *, size_t);
 
-#endif
 
 /*
  * Table-driven validation of request documents (json_valid.c).  A schema
@@ -107,5 +106,8 @@ struct json_field {
 };
 
 int	json_validate(struct json *, const struct json_field *, char **);
+void	json_coerce_strings(struct json *, const struct json_field *);
 int	json_validate_value(struct json *, const struct json_field *,
 	    const char *, char **);
+
+#endif

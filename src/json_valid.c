@@ -393,6 +393,43 @@ json_valid_object(struct json *o, const struct json_field *fields,
 }
 
 /*
+ * Form fields arrive as strings: turn those the table wants as booleans
+ * or numbers into booleans or numbers (what does not parse stays a string
+ * and fails validation with the usual message).  Recurses into objects.
+ */
+void
+json_coerce_strings(struct json *o, const struct json_field *fields)
+{
+	const struct json_field	*f;
+	struct json		*v;
+	const char		*s;
+	char			*end;
+
+	if (json_type(o) != JSON_OBJECT)
+		return;
+	for (f = fields; f->name != NULL; f++) {
+		if ((v = json_get(o, f->name)) == NULL)
+			continue;
+		if (f->type == JF_OBJECT && f->sub != NULL) {
+			json_coerce_strings(v, f->sub);
+			continue;
+		}
+		if ((s = json_string(v)) == NULL)
+			continue;
+		if (f->type == JF_BOOL && (strcmp(s, "true") == 0 ||
+		    strcmp(s, "false") == 0))
+			json_set(o, f->name, json_new_bool(*s == 't'));
+		else if ((f->type == JF_INT || f->type == JF_NUMBER) &&
+		    (*s == '-' || (*s >= '0' && *s <= '9')) &&
+		    strspn(s, "-+.0123456789eE") == strlen(s)) {
+			(void)strtod(s, &end);
+			if (*end == '\0')
+				json_set(o, f->name, json_new_number(s));
+		}
+	}
+}
+
+/*
  * Validate an object document against a field table: defaults filled,
  * read-only and unknown members dropped.  0, or -1 with *cause (caller
  * frees) naming the field and the rule.

@@ -24,9 +24,12 @@
 #include <event2/event.h>
 
 #include "api.h"
+#include "cloud.h"
+#include "cloud_mqtt.h"
 #include "auth.h"
 #include "conf.h"
 #include "http.h"
+#include "link.h"
 #include "log.h"
 #include "metrics.h"
 #include "store.h"
@@ -72,6 +75,7 @@ static void	uplinkd_pidfile(void);
 static void	uplinkd_signal_cb(evutil_socket_t, short, void *);
 static void	uplinkd_lag_cb(evutil_socket_t, short, void *);
 static void	uplinkd_reload(void);
+static void	uplinkd_event_log_cb(int, const char *);
 
 static void
 uplinkd_usage(void)
@@ -305,6 +309,16 @@ uplinkd_signal_cb(evutil_socket_t sig, __attribute__((unused)) short events,
 	}
 }
 
+/* libevent's own messages, into our log. */
+static void
+uplinkd_event_log_cb(int severity, const char *msg)
+{
+	if (severity >= EVENT_LOG_WARN)
+		log_warnx("libevent: %s", msg);
+	else
+		log_debug("libevent: %s", msg);
+}
+
 /* Every UPLINKD_LAG_MS: how late did this timer run? */
 static void
 uplinkd_lag_cb(__attribute__((unused)) evutil_socket_t fd,
@@ -437,12 +451,19 @@ main(int argc, char **argv)
 	event_config_free(evcfg);
 	if (uplinkd.base == NULL)
 		uplinkd_fail("event_base_new failed");
+	event_set_log_callback(uplinkd_event_log_cb);
+	link_dns_init(uplinkd.base, uplinkd.conf.dns_servers);
+	cloud_init(uplinkd.conf.datadir);
 	tag_init(uplinkd.base);
 	if (tagsrc_virtual_init(uplinkd.store, &cause) != 0)
 		uplinkd_fail("%s", cause);
 	tagsrc_system_init(uplinkd.base, uplinkd.conf.system_tags_interval,
 	    uplinkd.conf.datadir);
 	if (tagsrc_mqtt_init(uplinkd.base, &uplinkd.conf, &cause) != 0)
+		uplinkd_fail("%s", cause);
+	if (cloud_mqtt_init(uplinkd.base, uplinkd.store,
+	    uplinkd.conf.outbox_messages, uplinkd.conf.outbox_bytes,
+	    &cause) != 0)
 		uplinkd_fail("%s", cause);
 	for (i = 0; i < sizeof sigs / sizeof *sigs; i++) {
 		uplinkd.sig[i] = evsignal_new(uplinkd.base, sigs[i],
@@ -463,11 +484,16 @@ main(int argc, char **argv)
 	event_base_dispatch(uplinkd.base);
 
 	http_free(uplinkd.http);
+	cloud_mqtt_free();
 	tagsrc_mqtt_free();
 	tagsrc_system_free();
 	tagsrc_virtual_free();
 	tag_free();
 	api_free();
+	/* Let cancelled look-ups finish before their base goes. */
+	event_base_loop(uplinkd.base, EVLOOP_NONBLOCK);
+	link_dns_free();
+	cloud_init(NULL);
 	auth_free();
 	store_close(uplinkd.store);
 	metrics_free();

@@ -1,0 +1,1785 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * Payload building: each tag record goes through a group's filter on its
+ * own and the result merges into the message under construction.
+ *
+ * Custom filters run in libjq, compiled once per format.  The record
+ * handed to jq carries ts in milliseconds; every output is converted to a
+ * struct json (numbers keep the text jq prints for them) and merged into
+ * the buffer's document: objects key by key, arrays append, anything else
+ * replaces.  The growth of the printed message is worked out from the
+ * outputs before anything is merged, so a record that would overflow the
+ * limit is refused with the buffer untouched.
+ *
+ * The vendor's default filter is rendered natively: the buffer keeps
+ * providers, sources and tags in first-seen order, each tag with its
+ * value entries already printed, and lays them out when the message is
+ * taken.  Its bytes are those of the jq path for the same records: jq's
+ * number format (shortest digits, its own choice of exponent form), jq's
+ * repair of bad UTF-8, todateiso8601's truncation of the seconds, and
+ * yajl's escapes as json_dump() prints them.  Only integers beyond 2^53
+ * differ: jq holds doubles, the native renderer keeps them exact.
+ */
+
+#include <ctype.h>
+#include <float.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jq.h>
+
+#include "format.h"
+#include "json.h"
+#include "log.h"
+#include "tag.h"
+#include "util.h"
+#include "xmalloc.h"
+
+#define FORMAT_DEFAULT	"{tags:{(.prvdName):{(.srcName):{(.tagName):" \
+			"{values:[{updateTimeStamp:(.ts/1000|todateiso8601)," \
+			"value:.dataValue}]}}}}}"
+
+/*
+ * libjq 1.6 frees a value too many when halt_error stops a program that
+ * has more to run (inside an if, say): the next run reads freed memory.
+ * Filters get error in its place.  A filter that starts with module
+ * directives cannot have definitions before them, and goes as it is.
+ */
+#define FORMAT_PRELUDE	"def halt_error: error(.); " \
+			"def halt_error($code): error(.); "
+
+#define FORMAT_MAX_OUTPUTS	100000	/* outputs of one record at most */
+#define FORMAT_BLOCK		65536	/* arena block of the native buffer */
+#define FORMAT_HASH_MIN		64	/* initial buckets */
+
+/* Fixed text of the native layout. */
+#define FORMAT_HEAD	"{\"tags\":{"
+#define FORMAT_TAIL	"}}"
+#define FORMAT_VALUES	"{\"values\":["
+#define FORMAT_VEND	"]}"
+#define FORMAT_ENT_TS	"{\"updateTimeStamp\":\""
+#define FORMAT_ENT_VAL	"\",\"value\":"
+
+#define FORMAT_LEN(s)	(sizeof(s) - 1)
+
+/* Keys of the record handed to jq. */
+enum format_key {
+	FORMAT_K_PRVD,
+	FORMAT_K_SRC,
+	FORMAT_K_NAME,
+	FORMAT_K_TYPE,
+	FORMAT_K_VALUE,
+	FORMAT_K_UNIT,
+	FORMAT_K_TS,
+	FORMAT_NKEYS
+};
+
+static const char *format_key_names[FORMAT_NKEYS] = {
+	"prvdName", "srcName", "tagName", "dataType", "dataValue",
+	"dataUnit", "ts"
+};
+
+struct format {
+	jq_state	*jq;		/* NULL: the native default */
+	jv		 keys[FORMAT_NKEYS];
+	char		*err;		/* compile messages being collected */
+};
+
+/* Growable bytes. */
+struct format_out {
+	char	*buf;
+	size_t	 len;
+	size_t	 cap;
+};
+
+/* One printed value entry of a tag. */
+struct format_ent {
+	struct format_ent	*next;
+	size_t			 len;
+	char			 text[];
+};
+
+/* A provider, source or tag; key is its printed JSON string. */
+struct format_node {
+	struct format_node	*hnext;
+	struct format_node	*parent;
+	struct format_node	*child;
+	struct format_node	*last;
+	struct format_node	*sibling;
+	size_t			 nchild;
+	uint32_t		 hash;
+	size_t			 klen;
+	char			*key;
+	struct format_ent	*efirst;
+	struct format_ent	*elast;
+};
+
+struct format_block {
+	struct format_block	*next;
+	size_t			 used;
+	size_t			 size;
+	char			 data[];
+};
+
+struct format_buf {
+	struct format		*fmt;		/* borrowed */
+	size_t			 size;
+	size_t			 records;
+
+	/* jq path. */
+	struct json		*doc;
+
+	/* Native path. */
+	struct format_block	*arena;
+	struct format_node	**htab;
+	size_t			 hcap;
+	size_t			 nnodes;
+	struct format_node	*prov;
+	struct format_node	*provlast;
+	size_t			 nprov;
+	struct format_out	 scratch;
+	int			 dvalid;
+	time_t			 dsecs;
+	char			 date[64];
+	size_t			 dlen;
+};
+
+static const double format_p10[] = {
+	1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22
+};
+
+static void	 format_jq_error_cb(void *, jv);
+static char	*format_jq_cause(const char *);
+static jv	 format_json_jv(const struct json *);
+static jv	 format_rec_jv(struct format *, const struct tag_rec *);
+static struct json *format_jv_json(jv, int, char **);
+static char	*format_jv_cause(jv);
+static int	 format_add_jq(struct format_buf *, const struct tag_rec *,
+		     size_t, char **);
+static size_t	 format_esc_len(const char *, size_t);
+static size_t	 format_jsize(const struct json *);
+static int64_t	 format_delta(const struct json *, struct json *const *,
+		     size_t);
+static int64_t	 format_delta_obj(const struct json *,
+		     struct json *const *, size_t);
+static int	 format_merge_in(struct json *, struct json *);
+static void	 format_out_need(struct format_out *, size_t);
+static void	 format_out_add(struct format_out *, const void *, size_t);
+static int	 format_utf8_next(const unsigned char *,
+		     const unsigned char *, int *);
+static void	 format_out_str(struct format_out *, const char *, size_t);
+static int	 format_digits_text(const char *, char *, int *);
+static int	 format_int_digits(uint64_t, int, char *, int *);
+static unsigned __int128 format_pow10(int);
+static int	 format_interval(uint64_t, int, int, int, uint64_t *, int *,
+		     unsigned __int128 *, unsigned __int128 *);
+static int	 format_dbl_exact(double, int, char *, int *);
+static int	 format_dbl_digits(double, char *, int *);
+static int	 format_flt_exact(float, int, char *, int *);
+static int	 format_flt_digits(float, char *, int *);
+static void	 format_out_num(struct format_out *, int, const char *, int,
+		     int);
+static void	 format_out_double(struct format_out *, double);
+static void	 format_out_float(struct format_out *, double);
+static void	 format_out_u64(struct format_out *, uint64_t);
+static void	 format_out_value(struct format_out *,
+		     const struct tag_value *);
+static void	 format_out_date(struct format_buf *, struct format_out *,
+		     int64_t);
+static void	*format_alloc(struct format_buf *, size_t);
+static uint32_t	 format_hash(const struct format_node *, const char *,
+		     size_t);
+static struct format_node *format_lookup(struct format_buf *,
+		     struct format_node *, const char *, size_t, uint32_t);
+static struct format_node *format_node_new(struct format_buf *,
+		     struct format_node *, const char *, size_t, uint32_t);
+static int	 format_add_native(struct format_buf *,
+		     const struct tag_rec *, size_t);
+static char	*format_print_native(struct format_buf *, size_t *);
+static void	 format_reset_native(struct format_buf *);
+
+/* The default filter's text; static. */
+const char *
+format_default_filter(void)
+{
+	return (FORMAT_DEFAULT);
+}
+
+/*
+ * Compile a filter; NULL, "" or the default text make the native default
+ * format.  Returns a new format (caller frees with format_free()), or NULL
+ * with *cause (caller frees) holding jq's message.
+ */
+struct format *
+format_new(const char *filter, char **cause)
+{
+	struct format	*f;
+	const char	*s, *e;
+	char		*prog;
+	int		 i, ok;
+
+	f = xcalloc(1, sizeof *f);
+	if (filter == NULL)
+		filter = "";
+	for (s = filter; isspace((unsigned char)*s); s++)
+		;
+	for (e = s + strlen(s); e > s && isspace((unsigned char)e[-1]); e--)
+		;
+	if (e == s || ((size_t)(e - s) == FORMAT_LEN(FORMAT_DEFAULT) &&
+	    memcmp(s, FORMAT_DEFAULT, e - s) == 0))
+		return (f);
+
+	if ((f->jq = jq_init()) == NULL)
+		fatalx("format: jq_init failed");
+	jq_set_error_cb(f->jq, format_jq_error_cb, f);
+	for (i = 0; s[i] >= 'a' && s[i] <= 'z'; i++)
+		;
+	if ((i == 6 && (strncmp(s, "import", 6) == 0 ||
+	    strncmp(s, "module", 6) == 0)) ||
+	    (i == 7 && strncmp(s, "include", 7) == 0))
+		prog = xstrdup(filter);
+	else
+		xasprintf(&prog, "%s%s", FORMAT_PRELUDE, filter);
+	ok = jq_compile(f->jq, prog);
+	free(prog);
+	if (!ok) {
+		if (cause != NULL)
+			*cause = format_jq_cause(f->err);
+		format_free(f);
+		return (NULL);
+	}
+	free(f->err);
+	f->err = NULL;
+	for (i = 0; i < FORMAT_NKEYS; i++)
+		f->keys[i] = jv_string(format_key_names[i]);
+	return (f);
+}
+
+/* Free a format and its jq program; NULL is fine. */
+void
+format_free(struct format *f)
+{
+	int	i;
+
+	if (f == NULL)
+		return;
+	if (f->jq != NULL) {
+		jq_teardown(&f->jq);
+		for (i = 0; i < FORMAT_NKEYS; i++)
+			if (jv_is_valid(f->keys[i]))
+				jv_free(f->keys[i]);
+	}
+	free(f->err);
+	free(f);
+}
+
+/* Is this the natively rendered default format? */
+int
+format_is_default(const struct format *f)
+{
+	return (f->jq == NULL);
+}
+
+/* A new empty message for a format, which must outlive it; caller frees. */
+struct format_buf *
+format_buf_new(struct format *f)
+{
+	struct format_buf	*fb;
+
+	fb = xcalloc(1, sizeof *fb);
+	fb->fmt = f;
+	return (fb);
+}
+
+/* Free a buffer and what it holds; NULL is fine. */
+void
+format_buf_free(struct format_buf *fb)
+{
+	struct format_block	*b;
+
+	if (fb == NULL)
+		return;
+	json_free(fb->doc);
+	format_reset_native(fb);
+	while ((b = fb->arena) != NULL) {
+		fb->arena = b->next;
+		free(b);
+	}
+	free(fb->htab);
+	free(fb->scratch.buf);
+	free(fb);
+}
+
+/*
+ * Run the record (borrowed) through the filter and merge the result.
+ * FORMAT_FULL, with the buffer untouched, when limit is not 0 and the
+ * message would grow beyond it (a record always fits an empty buffer);
+ * FORMAT_ERROR with *cause (caller frees) when the filter fails on it.
+ */
+int
+format_buf_add(struct format_buf *fb, const struct tag_rec *rec,
+    size_t limit, char **cause)
+{
+	char	*why = NULL;
+	int	 rc;
+
+	if (fb->fmt->jq == NULL)
+		return (format_add_native(fb, rec, limit));
+	if ((rc = format_add_jq(fb, rec, limit, &why)) == FORMAT_ERROR &&
+	    cause != NULL)
+		*cause = why;
+	else
+		free(why);
+	return (rc);
+}
+
+/* Exact length of the message the buffer would print now. */
+size_t
+format_buf_size(const struct format_buf *fb)
+{
+	return (fb->size);
+}
+
+/* Records merged since the buffer was last taken. */
+size_t
+format_buf_records(const struct format_buf *fb)
+{
+	return (fb->records);
+}
+
+/*
+ * The message as compact JSON (caller frees; its length in *len) and an
+ * empty buffer; NULL if nothing was merged.
+ */
+char *
+format_buf_take(struct format_buf *fb, size_t *len)
+{
+	char	*text;
+	size_t	 n;
+
+	*len = 0;
+	if (fb->records == 0)
+		return (NULL);
+	if (fb->fmt->jq == NULL)
+		text = format_print_native(fb, &n);
+	else {
+		text = json_dump(fb->doc, &n);
+		json_free(fb->doc);
+		fb->doc = NULL;
+	}
+	if (n != fb->size)
+		fatalx("format: message is %zu bytes, %zu were counted", n,
+		    fb->size);
+	fb->size = 0;
+	fb->records = 0;
+	*len = n;
+	return (text);
+}
+
+/* The message as a document (caller frees) and an empty buffer. */
+struct json *
+format_buf_take_json(struct format_buf *fb)
+{
+	struct json	*doc;
+	char		*text, *cause = NULL;
+	size_t		 len;
+
+	if (fb->fmt->jq != NULL) {
+		doc = fb->doc;
+		fb->doc = NULL;
+		fb->size = 0;
+		fb->records = 0;
+		return (doc);
+	}
+	if ((text = format_buf_take(fb, &len)) == NULL)
+		return (NULL);
+	if ((doc = json_parse(text, len, &cause)) == NULL)
+		fatalx("format: native message does not parse: %s", cause);
+	free(text);
+	return (doc);
+}
+
+/*
+ * Merge src (taken over) into *dst: objects key by key, new keys after
+ * the old ones; arrays append; anything else replaces.
+ */
+void
+format_merge(struct json **dst, struct json *src)
+{
+	if (src == NULL)
+		return;
+	if (*dst != NULL && format_merge_in(*dst, src))
+		return;
+	json_free(*dst);
+	*dst = src;
+}
+
+/* Merge s into d in place when both are objects or both arrays (s taken). */
+static int
+format_merge_in(struct json *d, struct json *s)
+{
+	struct json	**vals, *c;
+	char		**keys;
+	size_t		  n, i;
+
+	if (json_type(d) == JSON_OBJECT && json_type(s) == JSON_OBJECT) {
+		/* Detach from the end: no member of s moves. */
+		n = json_object_size(s);
+		keys = xreallocarray(NULL, n + 1, sizeof *keys);
+		vals = xreallocarray(NULL, n + 1, sizeof *vals);
+		for (i = n; i-- > 0;) {
+			keys[i] = xstrdup(json_object_key(s, i));
+			vals[i] = json_take(s, keys[i]);
+		}
+		json_free(s);
+		for (i = 0; i < n; i++) {
+			c = json_get(d, keys[i]);
+			if (c == NULL || !format_merge_in(c, vals[i]))
+				json_set(d, keys[i], vals[i]);
+			free(keys[i]);
+		}
+		free(keys);
+		free(vals);
+		return (1);
+	}
+	if (json_type(d) == JSON_ARRAY && json_type(s) == JSON_ARRAY) {
+		n = json_array_size(s);
+		vals = xreallocarray(NULL, n + 1, sizeof *vals);
+		for (i = n; i-- > 0;)
+			vals[i] = json_array_take(s, i);
+		json_free(s);
+		for (i = 0; i < n; i++)
+			json_array_push(d, vals[i]);
+		free(vals);
+		return (1);
+	}
+	return (0);
+}
+
+/* Collect jq's messages while a filter compiles; msg is taken. */
+static void
+format_jq_error_cb(void *arg, jv msg)
+{
+	struct format	*f = arg;
+	char		*old;
+
+	if (jv_get_kind(msg) != JV_KIND_STRING) {
+		jv_free(msg);
+		return;
+	}
+	if (f->err == NULL)
+		f->err = xstrdup(jv_string_value(msg));
+	else {
+		old = f->err;
+		xasprintf(&f->err, "%s\n%s", old, jv_string_value(msg));
+		free(old);
+	}
+	jv_free(msg);
+}
+
+/*
+ * One line from jq's compile messages (borrowed): "jq: error: " and the
+ * quoted program dropped, the summary line skipped; caller frees.
+ */
+static char *
+format_jq_cause(const char *err)
+{
+	struct format_out	 o;
+	const char		*line, *end, *p;
+	size_t			 len;
+	char			*cause;
+
+	memset(&o, 0, sizeof o);
+	for (line = err; line != NULL && *line != '\0'; line = end) {
+		if ((end = strchr(line, '\n')) == NULL)
+			end = line + strlen(line);
+		len = end - line;
+		if (*end == '\n')
+			end++;
+		if (strncmp(line, "jq: error: ", 11) != 0)
+			continue;	/* the program's text, the summary */
+		p = line + 11;
+		len -= 11;
+		while (len > 0 && (p[len - 1] == ':' || isspace(
+		    (unsigned char)p[len - 1])))
+			len--;
+		if (o.len > 0)
+			format_out_add(&o, "; ", 2);
+		format_out_add(&o, p, len);
+	}
+	if (o.len == 0)
+		xasprintf(&cause, "format: jq: the filter does not compile");
+	else
+		xasprintf(&cause, "format: jq: %.*s", (int)o.len, o.buf);
+	free(o.buf);
+	return (cause);
+}
+
+/* A document (borrowed) as a jv; the caller owns the result. */
+static jv
+format_json_jv(const struct json *j)
+{
+	jv	 v;
+	size_t	 i;
+
+	switch (json_type(j)) {
+	case JSON_BOOL:
+		return (jv_bool(json_bool(j)));
+	case JSON_NUMBER:
+		return (jv_number(json_double(j)));
+	case JSON_STRING:
+		return (jv_string_sized(json_string(j), json_strlen(j)));
+	case JSON_ARRAY:
+		v = jv_array();
+		for (i = 0; i < json_array_size(j); i++)
+			v = jv_array_append(v,
+			    format_json_jv(json_array_get(j, i)));
+		return (v);
+	case JSON_OBJECT:
+		v = jv_object();
+		for (i = 0; i < json_object_size(j); i++)
+			v = jv_object_set(v, jv_string(json_object_key(j, i)),
+			    format_json_jv(json_object_value(j, i)));
+		return (v);
+	default:
+		return (jv_null());
+	}
+}
+
+/* The record (borrowed) as jq sees it, ts in ms; the caller owns it. */
+static jv
+format_rec_jv(struct format *f, const struct tag_rec *rec)
+{
+	struct json	*val;
+	jv		 r;
+
+	val = tag_value_json(&rec->value);
+	r = jv_object();
+	r = jv_object_set(r, jv_copy(f->keys[FORMAT_K_PRVD]),
+	    jv_string(rec->prvd != NULL ? rec->prvd : ""));
+	r = jv_object_set(r, jv_copy(f->keys[FORMAT_K_SRC]),
+	    jv_string(rec->src != NULL ? rec->src : ""));
+	r = jv_object_set(r, jv_copy(f->keys[FORMAT_K_NAME]),
+	    jv_string(rec->name != NULL ? rec->name : ""));
+	r = jv_object_set(r, jv_copy(f->keys[FORMAT_K_TYPE]),
+	    jv_string(tag_type_name(rec->value.type)));
+	r = jv_object_set(r, jv_copy(f->keys[FORMAT_K_VALUE]),
+	    format_json_jv(val));
+	r = jv_object_set(r, jv_copy(f->keys[FORMAT_K_UNIT]),
+	    jv_string(rec->unit != NULL ? rec->unit : ""));
+	r = jv_object_set(r, jv_copy(f->keys[FORMAT_K_TS]),
+	    jv_number((double)(rec->ts / 1000)));
+	json_free(val);
+	return (r);
+}
+
+/*
+ * A jq output (taken) as a document the caller owns; numbers keep jq's
+ * text.  NULL with *cause for what a message cannot hold.
+ */
+static struct json *
+format_jv_json(jv v, int depth, char **cause)
+{
+	struct json	*j = NULL, *c;
+	jv		 k, e, s;
+	int		 i, n;
+
+	if (depth > JSON_MAX_DEPTH) {
+		xasprintf(cause, "format: output nested deeper than %d levels",
+		    JSON_MAX_DEPTH);
+		jv_free(v);
+		return (NULL);
+	}
+	switch (jv_get_kind(v)) {
+	case JV_KIND_TRUE:
+		j = json_new_bool(1);
+		break;
+	case JV_KIND_FALSE:
+		j = json_new_bool(0);
+		break;
+	case JV_KIND_NUMBER:
+		if (isnan(jv_number_value(v))) {
+			j = json_new_null();
+			break;
+		}
+		s = jv_dump_string(jv_copy(v), 0);
+		j = json_new_number(jv_string_value(s));
+		jv_free(s);
+		break;
+	case JV_KIND_STRING:
+		j = json_new_stringn(jv_string_value(v),
+		    jv_string_length_bytes(jv_copy(v)));
+		break;
+	case JV_KIND_ARRAY:
+		j = json_new_array();
+		n = jv_array_length(jv_copy(v));
+		for (i = 0; i < n; i++) {
+			e = jv_array_get(jv_copy(v), i);
+			if ((c = format_jv_json(e, depth + 1, cause)) == NULL) {
+				json_free(j);
+				j = NULL;
+				break;
+			}
+			json_array_push(j, c);
+		}
+		break;
+	case JV_KIND_OBJECT:
+		j = json_new_object();
+		for (i = jv_object_iter(v); jv_object_iter_valid(v, i);
+		    i = jv_object_iter_next(v, i)) {
+			k = jv_object_iter_key(v, i);
+			if (memchr(jv_string_value(k), '\0',
+			    jv_string_length_bytes(jv_copy(k))) != NULL) {
+				xasprintf(cause, "format: output has an "
+				    "object key with a NUL character");
+				jv_free(k);
+				json_free(j);
+				j = NULL;
+				break;
+			}
+			e = jv_object_iter_value(v, i);
+			if ((c = format_jv_json(e, depth + 1, cause)) == NULL) {
+				jv_free(k);
+				json_free(j);
+				j = NULL;
+				break;
+			}
+			json_set(j, jv_string_value(k), c);
+			jv_free(k);
+		}
+		break;
+	default:
+		j = json_new_null();
+		break;
+	}
+	jv_free(v);
+	return (j);
+}
+
+/* The message of a jq error (taken) as a cause; caller frees. */
+static char *
+format_jv_cause(jv msg)
+{
+	char	*cause;
+	size_t	 len;
+	jv	 s;
+
+	if (jv_get_kind(msg) == JV_KIND_STRING) {
+		len = strlen(jv_string_value(msg));
+		while (len > 0 && isspace((unsigned char)
+		    jv_string_value(msg)[len - 1]))
+			len--;
+		xasprintf(&cause, "format: jq: %.*s", (int)len,
+		    jv_string_value(msg));
+	} else {
+		s = jv_dump_string(jv_copy(msg), 0);
+		xasprintf(&cause, "format: jq: error (not a string): %s",
+		    jv_string_value(s));
+		jv_free(s);
+	}
+	jv_free(msg);
+	return (cause);
+}
+
+/* format_buf_add() through libjq. */
+static int
+format_add_jq(struct format_buf *fb, const struct tag_rec *rec,
+    size_t limit, char **cause)
+{
+	jq_state	 *jq = fb->fmt->jq;
+	struct json	**outs = NULL, *j;
+	size_t		  n = 0, cap = 0, i;
+	int64_t		  delta;
+	int		  rc = FORMAT_ERROR;
+	jv		  v, msg;
+
+	jq_start(jq, format_rec_jv(fb->fmt, rec), 0);
+	while (jv_is_valid(v = jq_next(jq))) {
+		if (n == FORMAT_MAX_OUTPUTS) {
+			jv_free(v);
+			xasprintf(cause, "format: more than %d outputs for "
+			    "one record", FORMAT_MAX_OUTPUTS);
+			goto out;
+		}
+		if ((j = format_jv_json(v, 1, cause)) == NULL)
+			goto out;
+		if (n == cap) {
+			cap = cap == 0 ? 4 : cap * 2;
+			outs = xreallocarray(outs, cap, sizeof *outs);
+		}
+		outs[n++] = j;
+	}
+	if (jv_invalid_has_msg(jv_copy(v))) {
+		*cause = format_jv_cause(jv_invalid_get_msg(v));
+		goto out;
+	}
+	jv_free(v);
+	if (jq_halted(jq)) {
+		msg = jq_get_error_message(jq);
+		if (jv_is_valid(msg)) {
+			*cause = format_jv_cause(msg);
+			goto out;
+		}
+		jv_free(msg);
+	}
+
+	rc = FORMAT_OK;
+	if (n == 0)
+		goto out;
+	if (fb->doc == NULL)
+		delta = format_jsize(outs[0]) + format_delta(outs[0],
+		    outs + 1, n - 1);
+	else
+		delta = format_delta(fb->doc, outs, n);
+	if (limit != 0 && fb->records > 0 &&
+	    (int64_t)fb->size + delta > (int64_t)limit) {
+		rc = FORMAT_FULL;
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		format_merge(&fb->doc, outs[i]);
+	n = 0;
+	fb->size += delta;
+	fb->records++;
+out:
+	for (i = 0; i < n; i++)
+		json_free(outs[i]);
+	free(outs);
+	return (rc);
+}
+
+/* Length of s as yajl prints it, quotes included. */
+static size_t
+format_esc_len(const char *s, size_t len)
+{
+	const unsigned char	*p = (const unsigned char *)s;
+	size_t			 n = len + 2, i;
+
+	for (i = 0; i < len; i++) {
+		switch (p[i]) {
+		case '"':
+		case '\\':
+		case '\b':
+		case '\f':
+		case '\n':
+		case '\r':
+		case '\t':
+			n += 1;
+			break;
+		default:
+			if (p[i] < 0x20)
+				n += 5;
+			break;
+		}
+	}
+	return (n);
+}
+
+/* Length of json_dump() of a document (borrowed). */
+static size_t
+format_jsize(const struct json *j)
+{
+	size_t	n, i, k;
+
+	switch (json_type(j)) {
+	case JSON_NULL:
+		return (4);
+	case JSON_BOOL:
+		return (json_bool(j) ? 4 : 5);
+	case JSON_NUMBER:
+		return (strlen(json_number_text(j)));
+	case JSON_STRING:
+		return (format_esc_len(json_string(j), json_strlen(j)));
+	case JSON_ARRAY:
+		k = json_array_size(j);
+		n = 2 + (k > 0 ? k - 1 : 0);
+		for (i = 0; i < k; i++)
+			n += format_jsize(json_array_get(j, i));
+		return (n);
+	case JSON_OBJECT:
+		k = json_object_size(j);
+		n = 2 + (k > 0 ? k - 1 : 0);
+		for (i = 0; i < k; i++) {
+			n += format_esc_len(json_object_key(j, i),
+			    strlen(json_object_key(j, i))) + 1;
+			n += format_jsize(json_object_value(j, i));
+		}
+		return (n);
+	}
+	return (0);
+}
+
+/*
+ * How much the print of base (borrowed) grows when v[0..n) are merged
+ * into it in turn; nothing is changed.  After the last value that
+ * replaces rather than merges, only the values from it on count.
+ */
+static int64_t
+format_delta(const struct json *base, struct json *const *v, size_t n)
+{
+	enum json_type	 kind = json_type(base), t;
+	size_t		 i, k, m, r = n, cnt;
+	int64_t		 d = 0;
+
+	if (n == 0)
+		return (0);
+	for (i = 0; i < n; i++) {
+		t = json_type(v[i]);
+		if (t == kind && (t == JSON_OBJECT || t == JSON_ARRAY))
+			continue;
+		kind = t;
+		r = i;
+	}
+	if (r != n)
+		return ((int64_t)format_jsize(v[r]) +
+		    format_delta(v[r], v + r + 1, n - r - 1) -
+		    (int64_t)format_jsize(base));
+	if (kind == JSON_OBJECT)
+		return (format_delta_obj(base, v, n));
+	/* Arrays: every element appended after a comma, but the first. */
+	cnt = json_array_size(base);
+	for (i = 0; i < n; i++) {
+		m = json_array_size(v[i]);
+		for (k = 0; k < m; k++) {
+			d += format_jsize(json_array_get(v[i], k)) +
+			    (cnt > 0 ? 1 : 0);
+			cnt++;
+		}
+	}
+	return (d);
+}
+
+/* format_delta() for objects merged into an object base. */
+static int64_t
+format_delta_obj(const struct json *base, struct json *const *v, size_t n)
+{
+	struct json	*one[1], **list, *val;
+	const char	*k;
+	const struct json *b;
+	size_t		 i, j, l, m, cnt, nl;
+	int64_t		 d = 0;
+
+	list = n == 1 ? one : xreallocarray(NULL, n, sizeof *list);
+	cnt = json_object_size(base);
+	for (i = 0; i < n; i++) {
+		m = json_object_size(v[i]);
+		for (j = 0; j < m; j++) {
+			k = json_object_key(v[i], j);
+			/* Each key once, where it first appears. */
+			for (nl = 0; nl < i; nl++)
+				if (json_get(v[nl], k) != NULL)
+					break;
+			if (nl < i)
+				continue;
+			nl = 0;
+			list[nl++] = json_object_value(v[i], j);
+			for (l = i + 1; l < n; l++)
+				if ((val = json_get(v[l], k)) != NULL)
+					list[nl++] = val;
+			if ((b = json_get(base, k)) != NULL) {
+				d += format_delta(b, list, nl);
+				continue;
+			}
+			d += (cnt > 0 ? 1 : 0) + format_esc_len(k,
+			    strlen(k)) + 1 + format_jsize(list[0]) +
+			    format_delta(list[0], list + 1, nl - 1);
+			cnt++;
+		}
+	}
+	if (list != one)
+		free(list);
+	return (d);
+}
+
+/* Room for n more bytes. */
+static void
+format_out_need(struct format_out *o, size_t n)
+{
+	if (o->cap - o->len >= n)
+		return;
+	while (o->cap - o->len < n)
+		o->cap = o->cap == 0 ? 256 : o->cap * 2;
+	o->buf = xrealloc(o->buf, o->cap);
+}
+
+/* Append len bytes (borrowed). */
+static void
+format_out_add(struct format_out *o, const void *p, size_t len)
+{
+	format_out_need(o, len);
+	memcpy(o->buf + o->len, p, len);
+	o->len += len;
+}
+
+/*
+ * One character of a string the way jq reads it (jvp_utf8_next): its
+ * length in bytes, *cp -1 for what jq replaces with U+FFFD (a stray or
+ * invalid byte, a cut or overlong sequence, a surrogate, beyond U+10FFFF;
+ * a sequence cut by the end of the string is one bad character).
+ */
+static int
+format_utf8_next(const unsigned char *p, const unsigned char *end, int *cp)
+{
+	static const int	 first[] = { 0, 0, 0x80, 0x800, 0x10000 };
+	int			 len, i, c;
+
+	if (p[0] < 0x80) {
+		*cp = p[0];
+		return (1);
+	}
+	*cp = -1;
+	if (p[0] < 0xc2 || p[0] > 0xf4)
+		return (1);
+	len = p[0] >= 0xf0 ? 4 : p[0] >= 0xe0 ? 3 : 2;
+	if (end - p < len)
+		return (end - p);
+	c = p[0] & (0x7f >> len);
+	for (i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return (i);
+		c = (c << 6) | (p[i] & 0x3f);
+	}
+	if (c < first[len] || (c >= 0xd800 && c <= 0xdfff) || c > 0x10ffff)
+		return (len);
+	*cp = c;
+	return (len);
+}
+
+/*
+ * Append a string (borrowed) as a JSON string: bad UTF-8 repaired as jq
+ * repairs it, then escaped as yajl escapes.
+ */
+static void
+format_out_str(struct format_out *o, const char *s, size_t len)
+{
+	static const char	 hex[] = "0123456789ABCDEF";
+	const unsigned char	*p = (const unsigned char *)s, *end = p + len;
+	char			*q;
+	int			 n, cp;
+
+	format_out_need(o, len * 6 + 2);
+	q = o->buf + o->len;
+	*q++ = '"';
+	while (p < end) {
+		if (*p >= 0x20 && *p != '"' && *p != '\\' && *p < 0x80) {
+			*q++ = *p++;
+			continue;
+		}
+		if (*p < 0x80) {
+			*q++ = '\\';
+			switch (*p) {
+			case '"':
+			case '\\':
+				*q++ = *p;
+				break;
+			case '\b':
+				*q++ = 'b';
+				break;
+			case '\f':
+				*q++ = 'f';
+				break;
+			case '\n':
+				*q++ = 'n';
+				break;
+			case '\r':
+				*q++ = 'r';
+				break;
+			case '\t':
+				*q++ = 't';
+				break;
+			default:
+				*q++ = 'u';
+				*q++ = '0';
+				*q++ = '0';
+				*q++ = hex[*p >> 4];
+				*q++ = hex[*p & 0xf];
+				break;
+			}
+			p++;
+			continue;
+		}
+		n = format_utf8_next(p, end, &cp);
+		if (cp == -1) {
+			*q++ = (char)0xef;
+			*q++ = (char)0xbf;
+			*q++ = (char)0xbd;
+		} else {
+			memcpy(q, p, n);
+			q += n;
+		}
+		p += n;
+	}
+	*q++ = '"';
+	o->len = q - o->buf;
+}
+
+/*
+ * The digits of printf's "%.*e" text (borrowed) into dig, trailing zeros
+ * dropped; *decpt is the decimal point's position.  Returns the count.
+ */
+static int
+format_digits_text(const char *text, char *dig, int *decpt)
+{
+	const char	*p;
+	int		 n = 0;
+
+	for (p = text; *p != 'e' && *p != '\0'; p++)
+		if (*p >= '0' && *p <= '9')
+			dig[n++] = *p;
+	*decpt = (*p == 'e' ? atoi(p + 1) : 0) + 1;
+	while (n > 1 && dig[n - 1] == '0')
+		n--;
+	return (n);
+}
+
+/* The digits of u into dig, trailing zeros dropped; *decpt = count - k. */
+static int
+format_int_digits(uint64_t u, int k, char *dig, int *decpt)
+{
+	char	tmp[24];
+	int	n = 0, i;
+
+	do {
+		tmp[n++] = '0' + u % 10;
+		u /= 10;
+	} while (u != 0);
+	for (i = 0; i < n; i++)
+		dig[i] = tmp[n - 1 - i];
+	*decpt = n - k;
+	while (n > 1 && dig[n - 1] == '0')
+		n--;
+	return (n);
+}
+
+/* 10^k, k <= 38. */
+static unsigned __int128
+format_pow10(int k)
+{
+	unsigned __int128	p = 1;
+
+	while (k-- > 0)
+		p *= 10;
+	return (p);
+}
+
+/*
+ * Where the decimals of scale k (integers D standing for D / 10^k) read
+ * back as m 2^-e: the decimals of the rounding interval, whose ends count
+ * when m is even (ties go to even), and whose lower half is narrower
+ * where the binade changes.  Sets *d to the decimal nearest to the value,
+ * *tie when that is a tie; returns 0 if the interval holds none.  Exact
+ * while 4m 10^k stays below 2^126.
+ */
+static int
+format_interval(uint64_t m, int e, int narrow, int k, uint64_t *d,
+    int *tie, unsigned __int128 *lo, unsigned __int128 *hi)
+{
+	unsigned __int128	t, n, l, h, mask, half, dl, dh, dn, rem;
+	int			s = e + 2;
+
+	t = format_pow10(k);
+	n = (unsigned __int128)(m << 2) * t;
+	h = n + 2 * t;
+	l = n - (narrow ? t : 2 * t);
+	mask = ((unsigned __int128)1 << s) - 1;
+	half = (unsigned __int128)1 << (s - 1);
+	dl = (l >> s) + ((l & mask) != 0 || (m & 1) ? 1 : 0);
+	dh = h >> s;
+	if ((h & mask) == 0 && (m & 1))
+		dh--;
+	dn = n >> s;
+	rem = n & mask;
+	*tie = rem == half;
+	if (rem > half)
+		dn++;
+	*d = (uint64_t)dn;
+	*lo = dl;
+	*hi = dh;
+	return (dl <= dh);
+}
+
+/*
+ * The closest of the shortest decimals that read back as a, a double
+ * from 1e-5 to 2^53 that is not a whole number, looking from k decimals
+ * on; 0 when this cannot tell (an exact tie, too many decimals).
+ */
+static int
+format_dbl_exact(double a, int k, char *dig, int *decpt)
+{
+	unsigned __int128	 lo, hi;
+	uint64_t		 bits, m, d;
+	int			 be, e, tie;
+
+	memcpy(&bits, &a, sizeof bits);
+	be = (int)(bits >> 52 & 0x7ff);
+	m = (bits & ((1ULL << 52) - 1)) | 1ULL << 52;
+	e = 1075 - be;			/* a = m 2^-e */
+	if (e < 1 || e > 100)
+		return (0);
+	for (; k <= 21; k++) {
+		if (!format_interval(m, e, m == 1ULL << 52 && be > 1, k, &d,
+		    &tie, &lo, &hi))
+			continue;
+		if (tie || hi >= 10000000000000000000ULL)
+			return (0);
+		/* All of the same length: the nearest, or the end nearest. */
+		if (d < lo)
+			d = (uint64_t)lo;
+		else if (d > hi)
+			d = (uint64_t)hi;
+		return (format_int_digits(d, k, dig, decpt));
+	}
+	return (0);
+}
+
+/*
+ * The shortest digits that read back as a (finite, > 0), the closest to
+ * a among them, as jq's dtoa picks them.  Most values have at most 15
+ * digits and are found with double arithmetic: m / 10^k is rounded
+ * correctly, as strtod would round the text, and up to 15 digits only one
+ * text reads back.  Longer ones are worked out exactly; the rest (tiny,
+ * huge) go through printf and strtod.
+ */
+static int
+format_dbl_digits(double a, char *dig, int *decpt)
+{
+	char		 buf[64], tmp[32];
+	uint64_t	 m;
+	double		 p;
+	int		 k = 0, n, prec, start, x;
+
+	if (a < 9007199254740992.0 && a == floor(a))
+		return (format_int_digits((uint64_t)a, 0, dig, decpt));
+	start = a < DBL_MIN ? 1 : 15;
+	if (a >= 1e-7 && a < 1e15) {
+		for (k = 1; k <= 22; k++) {
+			p = a * format_p10[k];
+			if (p >= 1e15)
+				break;
+			m = (uint64_t)(p + 0.5);
+			if ((double)m / format_p10[k] == a)
+				return (format_int_digits(m, k, dig, decpt));
+		}
+		start = 16;
+	}
+	if (a >= 1e-5 && a < 9007199254740992.0 &&
+	    (n = format_dbl_exact(a, k, dig, decpt)) > 0)
+		return (n);
+	for (prec = start; prec <= 16; prec++) {
+		snprintf(buf, sizeof buf, "%.*e", prec - 1, a);
+		if (strtod(buf, NULL) == a)
+			return (format_digits_text(buf, dig, decpt));
+	}
+	/*
+	 * Where the binade changes, the gap below a is half the gap above:
+	 * a 16-digit neighbour of the rounded text may still read back.
+	 */
+	snprintf(buf, sizeof buf, "%.15e", a);
+	n = format_digits_text(buf, tmp, &x);
+	for (m = 0, k = 0; k < 16; k++)
+		m = m * 10 + (k < n ? tmp[k] - '0' : 0);
+	for (k = -1; k <= 1; k += 2) {
+		snprintf(buf, sizeof buf, "%" PRIu64 "e%d", m + k, x - 16);
+		if (strtod(buf, NULL) == a)
+			return (format_int_digits(m + k, 16 - x, dig, decpt));
+	}
+	snprintf(buf, sizeof buf, "%.16e", a);
+	return (format_digits_text(buf, dig, decpt));
+}
+
+/*
+ * The digits of printf's "%.*e" of f for the first precision from 7 to
+ * 9 that reads back (or 9), from k decimals on, exactly: printf rounds
+ * the exact value half to even, strtof reads anything inside the
+ * rounding interval.  For normal floats from 1e-5 that are not whole
+ * numbers; 0 when this cannot tell.
+ */
+static int
+format_flt_exact(float f, int k, char *dig, int *decpt)
+{
+	unsigned __int128	 lo, hi, t;
+	uint32_t		 bits;
+	uint64_t		 m, d;
+	int			 be, e, tie, in, n;
+
+	memcpy(&bits, &f, sizeof bits);
+	be = (int)(bits >> 23 & 0xff);
+	m = (bits & 0x7fffff) | 0x800000;
+	e = 150 - be;			/* f = m 2^-e */
+	if (e < 1 || e > 60)
+		return (0);
+	for (; k <= 30; k++) {
+		/* Digits printf shows at this scale: those of floor(f 10^k). */
+		t = ((unsigned __int128)m * format_pow10(k)) >> e;
+		for (n = 0; t != 0; t /= 10)
+			n++;
+		in = format_interval(m, e, m == 0x800000 && be > 1, k, &d,
+		    &tie, &lo, &hi);
+		if (tie && (d & 1))
+			d++;		/* half to even */
+		if (n >= 9 || (in && d >= lo && d <= hi))
+			return (format_int_digits(d, k, dig, decpt));
+	}
+	return (0);
+}
+
+/*
+ * The digits tag_value_json() prints for a float (finite, > 0, not a
+ * whole number below 1e16): the first precision from 1 to 9 that reads
+ * back as the same float.  Up to 6 digits only one text reads back, so
+ * for normal floats precision 6 is the first try, and double arithmetic
+ * finds most of those: a double m / 10^k that is not halfway between two
+ * floats rounds to the float strtof would give.  7 to 9 digits are
+ * worked out exactly; tiny floats go through printf and strtof.
+ */
+static int
+format_flt_digits(float f, char *dig, int *decpt)
+{
+	char		 buf[64];
+	double		 a = f, p, q;
+	uint64_t	 m, bits;
+	int		 k = 0, n, prec, start, exact = 0;
+
+	start = f < FLT_MIN ? 1 : 6;
+	if (f >= FLT_MIN && a < 1e6) {
+		for (k = 0; k <= 22; k++) {
+			p = a * format_p10[k];
+			if (p >= 999999.5) {
+				start = 7;	/* no text of 6 digits */
+				exact = 1;
+				break;
+			}
+			if (fabs(p - floor(p) - 0.5) < 1e-6)
+				break;	/* a tie: printf decides */
+			m = (uint64_t)(p + 0.5);
+			q = (double)m / format_p10[k];
+			memcpy(&bits, &q, sizeof bits);
+			if ((bits & 0x1fffffff) == 0x10000000)
+				break;	/* halfway between two floats */
+			if ((float)q == f)
+				return (format_int_digits(m, k, dig, decpt));
+		}
+	} else if (a >= 1e6 && a < 8388608.0) {
+		k = 0;
+		exact = 1;
+	}
+	if (exact && a >= 1e-5 && (n = format_flt_exact(f, k, dig,
+	    decpt)) > 0)
+		return (n);
+	for (prec = start; prec < 9; prec++) {
+		snprintf(buf, sizeof buf, "%.*e", prec - 1, a);
+		if (strtof(buf, NULL) == f)
+			break;
+	}
+	if (prec == 9)
+		snprintf(buf, sizeof buf, "%.8e", a);
+	return (format_digits_text(buf, dig, decpt));
+}
+
+/*
+ * Append a number from its digits as jq 1.6 lays it out: an exponent
+ * (at least two digits) below 1e-4 or with more than 15 zeros to pad,
+ * else plain.
+ */
+static void
+format_out_num(struct format_out *o, int neg, const char *dig, int n,
+    int decpt)
+{
+	char	*q;
+	int	 i, x;
+
+	format_out_need(o, n + 32 + (decpt > 0 ? decpt : 0) +
+	    (decpt < 0 ? -decpt : 0));
+	q = o->buf + o->len;
+	if (neg)
+		*q++ = '-';
+	if (decpt <= -4 || decpt > n + 15) {
+		*q++ = dig[0];
+		if (n > 1) {
+			*q++ = '.';
+			memcpy(q, dig + 1, n - 1);
+			q += n - 1;
+		}
+		x = decpt - 1;
+		*q++ = 'e';
+		*q++ = x < 0 ? '-' : '+';
+		if (x < 0)
+			x = -x;
+		if (x >= 100)
+			*q++ = '0' + x / 100;
+		*q++ = '0' + x / 10 % 10;
+		*q++ = '0' + x % 10;
+	} else if (decpt <= 0) {
+		*q++ = '0';
+		*q++ = '.';
+		for (i = decpt; i < 0; i++)
+			*q++ = '0';
+		memcpy(q, dig, n);
+		q += n;
+	} else {
+		for (i = 0; i < n; i++) {
+			*q++ = dig[i];
+			if (i + 1 == decpt && i + 1 < n)
+				*q++ = '.';
+		}
+		for (; i < decpt; i++)
+			*q++ = '0';
+	}
+	o->len = q - o->buf;
+}
+
+/* Append a double as jq prints it (null if not finite). */
+static void
+format_out_double(struct format_out *o, double d)
+{
+	char	dig[32];
+	int	n, decpt;
+
+	if (!isfinite(d)) {
+		format_out_add(o, "null", 4);
+		return;
+	}
+	if (d == 0) {
+		if (signbit(d))
+			format_out_add(o, "-0", 2);
+		else
+			format_out_add(o, "0", 1);
+		return;
+	}
+	n = format_dbl_digits(fabs(d), dig, &decpt);
+	format_out_num(o, d < 0, dig, n, decpt);
+}
+
+/*
+ * Append a float value as jq prints the text tag_value_json() gives it:
+ * whole numbers below 1e16 as the double they are; others as the float's
+ * shortest text, which jq reads into the nearest double, whose shortest
+ * digits are the same (at most 9 of them, fewer than 15).
+ */
+static void
+format_out_float(struct format_out *o, double d)
+{
+	char	dig[32];
+	float	f = (float)d;
+	int	n, decpt;
+
+	if (!isfinite(d)) {
+		format_out_add(o, "null", 4);
+		return;
+	}
+	if (f == floorf(f) && fabsf(f) < 1e16f) {
+		format_out_double(o, f);
+		return;
+	}
+	n = format_flt_digits(fabsf(f), dig, &decpt);
+	format_out_num(o, f < 0, dig, n, decpt);
+}
+
+/* Append an unsigned integer. */
+static void
+format_out_u64(struct format_out *o, uint64_t u)
+{
+	char	tmp[24];
+	int	i = sizeof tmp;
+
+	do {
+		tmp[--i] = '0' + u % 10;
+		u /= 10;
+	} while (u != 0);
+	format_out_add(o, tmp + i, sizeof tmp - i);
+}
+
+/* Append a tag value (borrowed) as the jq path would print it. */
+static void
+format_out_value(struct format_out *o, const struct tag_value *v)
+{
+	char	*b64;
+
+	switch (v->type) {
+	case TAG_UINT8:
+	case TAG_UINT16:
+	case TAG_UINT32:
+	case TAG_UINT64:
+		format_out_u64(o, v->n.u);
+		break;
+	case TAG_INT8:
+	case TAG_INT16:
+	case TAG_INT32:
+	case TAG_INT64:
+		if (v->n.i < 0) {
+			format_out_add(o, "-", 1);
+			format_out_u64(o, -(uint64_t)v->n.i);
+		} else
+			format_out_u64(o, v->n.i);
+		break;
+	case TAG_FLOAT:
+		format_out_float(o, v->n.d);
+		break;
+	case TAG_DOUBLE:
+		format_out_double(o, v->n.d);
+		break;
+	case TAG_STRING:
+		format_out_str(o, v->s != NULL ? v->s : "", v->len);
+		break;
+	case TAG_BOOLEAN:
+		if (v->n.b)
+			format_out_add(o, "true", 4);
+		else
+			format_out_add(o, "false", 5);
+		break;
+	case TAG_RAW:
+		b64 = util_base64_encode((const unsigned char *)v->s, v->len);
+		format_out_str(o, b64, strlen(b64));
+		free(b64);
+		break;
+	default:
+		format_out_add(o, "null", 4);
+		break;
+	}
+}
+
+/*
+ * Append the date of ts (microseconds) as the default filter prints it:
+ * jq gets ms, divides by 1000 as a double, and gmtime() truncates the
+ * seconds toward zero.  Years 1000 to 9999 are worked out here; the
+ * others through gmtime_r() and strftime(), as jq prints them (no
+ * padding, a minus sign).
+ */
+static void
+format_out_date(struct format_buf *fb, struct format_out *o, int64_t ts)
+{
+	struct tm	 tm;
+	time_t		 secs;
+	int64_t		 days, rem, z, era, doe, yoe, y, doy, mp, d, mo;
+	char		*q;
+
+	secs = (time_t)((double)(ts / 1000) / 1000.0);
+	if (!fb->dvalid || fb->dsecs != secs) {
+		days = secs / 86400;
+		rem = secs % 86400;
+		if (rem < 0) {
+			rem += 86400;
+			days--;
+		}
+		/* Civil from days (H. Hinnant). */
+		z = days + 719468;
+		era = (z >= 0 ? z : z - 146096) / 146097;
+		doe = z - era * 146097;
+		yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+		doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+		mp = (5 * doy + 2) / 153;
+		d = doy - (153 * mp + 2) / 5 + 1;
+		mo = mp < 10 ? mp + 3 : mp - 9;
+		y = yoe + era * 400 + (mo <= 2);
+		if (y >= 1000 && y <= 9999) {
+			q = fb->date;
+			*q++ = '0' + y / 1000;
+			*q++ = '0' + y / 100 % 10;
+			*q++ = '0' + y / 10 % 10;
+			*q++ = '0' + y % 10;
+			*q++ = '-';
+			*q++ = '0' + mo / 10;
+			*q++ = '0' + mo % 10;
+			*q++ = '-';
+			*q++ = '0' + d / 10;
+			*q++ = '0' + d % 10;
+			*q++ = 'T';
+			*q++ = '0' + rem / 36000;
+			*q++ = '0' + rem / 3600 % 10;
+			*q++ = ':';
+			*q++ = '0' + rem % 3600 / 600;
+			*q++ = '0' + rem % 3600 / 60 % 10;
+			*q++ = ':';
+			*q++ = '0' + rem % 60 / 10;
+			*q++ = '0' + rem % 10;
+			*q++ = 'Z';
+			fb->dlen = q - fb->date;
+		} else if (gmtime_r(&secs, &tm) != NULL)
+			fb->dlen = strftime(fb->date, sizeof fb->date,
+			    "%Y-%m-%dT%H:%M:%SZ", &tm);
+		else
+			fb->dlen = 0;
+		fb->dsecs = secs;
+		fb->dvalid = 1;
+	}
+	format_out_add(o, fb->date, fb->dlen);
+}
+
+/* n bytes from the buffer's arena, freed when the buffer is reset. */
+static void *
+format_alloc(struct format_buf *fb, size_t n)
+{
+	struct format_block	*b;
+	size_t			 size;
+	void			*p;
+
+	n = (n + 7) & ~(size_t)7;
+	b = fb->arena;
+	if (b == NULL || b->size - b->used < n) {
+		size = n > FORMAT_BLOCK / 4 ? n : FORMAT_BLOCK;
+		b = xmalloc(sizeof *b + size);
+		b->used = 0;
+		b->size = size;
+		if (size != FORMAT_BLOCK && fb->arena != NULL) {
+			/* A big piece of its own: keep filling the head. */
+			b->next = fb->arena->next;
+			fb->arena->next = b;
+		} else {
+			b->next = fb->arena;
+			fb->arena = b;
+		}
+	}
+	p = b->data + b->used;
+	b->used += n;
+	return (p);
+}
+
+/* FNV-1a over a printed key, seeded by its parent. */
+static uint32_t
+format_hash(const struct format_node *parent, const char *key, size_t len)
+{
+	uint32_t	h = 2166136261u;
+	uintptr_t	pp = (uintptr_t)parent;
+	size_t		i;
+
+	h = (h ^ (uint32_t)(pp >> 4)) * 16777619u;
+	h = (h ^ (uint32_t)(pp >> 36)) * 16777619u;
+	for (i = 0; i < len; i++)
+		h = (h ^ (unsigned char)key[i]) * 16777619u;
+	return (h);
+}
+
+/* The child of parent (NULL: a provider) with this printed key; borrowed. */
+static struct format_node *
+format_lookup(struct format_buf *fb, struct format_node *parent,
+    const char *key, size_t len, uint32_t h)
+{
+	struct format_node	*n;
+
+	if (fb->htab == NULL)
+		return (NULL);
+	for (n = fb->htab[h & (fb->hcap - 1)]; n != NULL; n = n->hnext)
+		if (n->hash == h && n->parent == parent && n->klen == len &&
+		    memcmp(n->key, key, len) == 0)
+			return (n);
+	return (NULL);
+}
+
+/* A new last child of parent (NULL: a provider); owned by the buffer. */
+static struct format_node *
+format_node_new(struct format_buf *fb, struct format_node *parent,
+    const char *key, size_t len, uint32_t h)
+{
+	struct format_node	*n, *m, **ntab;
+	size_t			 i, cap;
+
+	if (fb->nnodes >= fb->hcap) {
+		cap = fb->hcap == 0 ? FORMAT_HASH_MIN : fb->hcap * 2;
+		ntab = xcalloc(cap, sizeof *ntab);
+		for (i = 0; i < fb->hcap; i++) {
+			for (n = fb->htab[i]; n != NULL; n = m) {
+				m = n->hnext;
+				n->hnext = ntab[n->hash & (cap - 1)];
+				ntab[n->hash & (cap - 1)] = n;
+			}
+		}
+		free(fb->htab);
+		fb->htab = ntab;
+		fb->hcap = cap;
+	}
+	n = format_alloc(fb, sizeof *n);
+	memset(n, 0, sizeof *n);
+	n->parent = parent;
+	n->hash = h;
+	n->klen = len;
+	n->key = format_alloc(fb, len);
+	memcpy(n->key, key, len);
+	n->hnext = fb->htab[h & (fb->hcap - 1)];
+	fb->htab[h & (fb->hcap - 1)] = n;
+	fb->nnodes++;
+	if (parent == NULL) {
+		if (fb->provlast != NULL)
+			fb->provlast->sibling = n;
+		else
+			fb->prov = n;
+		fb->provlast = n;
+		fb->nprov++;
+	} else {
+		if (parent->last != NULL)
+			parent->last->sibling = n;
+		else
+			parent->child = n;
+		parent->last = n;
+		parent->nchild++;
+	}
+	return (n);
+}
+
+/*
+ * format_buf_add() for the default format: the entry and the keys are
+ * printed once, into scratch; the growth of the message follows from
+ * which of provider, source and tag are new.
+ */
+static int
+format_add_native(struct format_buf *fb, const struct tag_rec *rec,
+    size_t limit)
+{
+	struct format_out	*o = &fb->scratch;
+	struct format_node	*p, *s = NULL, *t = NULL;
+	struct format_ent	*e;
+	const char		*name;
+	size_t			 k1, k2, k3, elen, delta;
+	uint32_t		 hp, hs = 0, ht = 0;
+
+	o->len = 0;
+	name = rec->prvd != NULL ? rec->prvd : "";
+	format_out_str(o, name, strlen(name));
+	k1 = o->len;
+	name = rec->src != NULL ? rec->src : "";
+	format_out_str(o, name, strlen(name));
+	k2 = o->len;
+	name = rec->name != NULL ? rec->name : "";
+	format_out_str(o, name, strlen(name));
+	k3 = o->len;
+	format_out_add(o, FORMAT_ENT_TS, FORMAT_LEN(FORMAT_ENT_TS));
+	format_out_date(fb, o, rec->ts);
+	format_out_add(o, FORMAT_ENT_VAL, FORMAT_LEN(FORMAT_ENT_VAL));
+	format_out_value(o, &rec->value);
+	format_out_add(o, "}", 1);
+	elen = o->len - k3;
+
+	hp = format_hash(NULL, o->buf, k1);
+	if ((p = format_lookup(fb, NULL, o->buf, k1, hp)) != NULL) {
+		hs = format_hash(p, o->buf + k1, k2 - k1);
+		s = format_lookup(fb, p, o->buf + k1, k2 - k1, hs);
+	}
+	if (s != NULL) {
+		ht = format_hash(s, o->buf + k2, k3 - k2);
+		t = format_lookup(fb, s, o->buf + k2, k3 - k2, ht);
+	}
+
+	/* "key":{"values":[entry]} under "key":{ } under "key":{ }. */
+	if (t != NULL)
+		delta = 1 + elen;
+	else {
+		delta = (k3 - k2) + 1 + FORMAT_LEN(FORMAT_VALUES) + elen +
+		    FORMAT_LEN(FORMAT_VEND);
+		if (s != NULL)
+			delta += s->nchild > 0 ? 1 : 0;
+		else {
+			delta += (k2 - k1) + 3;
+			if (p != NULL)
+				delta += p->nchild > 0 ? 1 : 0;
+			else {
+				delta += k1 + 3;
+				delta += fb->nprov > 0 ? 1 :
+				    FORMAT_LEN(FORMAT_HEAD) +
+				    FORMAT_LEN(FORMAT_TAIL);
+			}
+		}
+	}
+	if (limit != 0 && fb->records > 0 && fb->size + delta > limit)
+		return (FORMAT_FULL);
+
+	if (p == NULL)
+		p = format_node_new(fb, NULL, o->buf, k1, hp);
+	if (s == NULL) {
+		hs = format_hash(p, o->buf + k1, k2 - k1);
+		s = format_node_new(fb, p, o->buf + k1, k2 - k1, hs);
+	}
+	if (t == NULL) {
+		ht = format_hash(s, o->buf + k2, k3 - k2);
+		t = format_node_new(fb, s, o->buf + k2, k3 - k2, ht);
+	}
+	e = format_alloc(fb, sizeof *e + elen);
+	e->next = NULL;
+	e->len = elen;
+	memcpy(e->text, o->buf + k3, elen);
+	if (t->elast != NULL)
+		t->elast->next = e;
+	else
+		t->efirst = e;
+	t->elast = e;
+	fb->size += delta;
+	fb->records++;
+	return (FORMAT_OK);
+}
+
+/* Lay out the native message (caller frees) and empty the buffer. */
+static char *
+format_print_native(struct format_buf *fb, size_t *len)
+{
+	struct format_out	 o;
+	struct format_node	*p, *s, *t;
+	struct format_ent	*e;
+
+	memset(&o, 0, sizeof o);
+	format_out_need(&o, fb->size + 1);
+	format_out_add(&o, FORMAT_HEAD, FORMAT_LEN(FORMAT_HEAD));
+	for (p = fb->prov; p != NULL; p = p->sibling) {
+		if (p != fb->prov)
+			format_out_add(&o, ",", 1);
+		format_out_add(&o, p->key, p->klen);
+		format_out_add(&o, ":{", 2);
+		for (s = p->child; s != NULL; s = s->sibling) {
+			if (s != p->child)
+				format_out_add(&o, ",", 1);
+			format_out_add(&o, s->key, s->klen);
+			format_out_add(&o, ":{", 2);
+			for (t = s->child; t != NULL; t = t->sibling) {
+				if (t != s->child)
+					format_out_add(&o, ",", 1);
+				format_out_add(&o, t->key, t->klen);
+				format_out_add(&o, ":", 1);
+				format_out_add(&o, FORMAT_VALUES,
+				    FORMAT_LEN(FORMAT_VALUES));
+				for (e = t->efirst; e != NULL; e = e->next) {
+					if (e != t->efirst)
+						format_out_add(&o, ",", 1);
+					format_out_add(&o, e->text, e->len);
+				}
+				format_out_add(&o, FORMAT_VEND,
+				    FORMAT_LEN(FORMAT_VEND));
+			}
+			format_out_add(&o, "}", 1);
+		}
+		format_out_add(&o, "}", 1);
+	}
+	format_out_add(&o, FORMAT_TAIL, FORMAT_LEN(FORMAT_TAIL));
+	format_out_add(&o, "", 1);
+	*len = o.len - 1;
+	format_reset_native(fb);
+	return (o.buf);
+}
+
+/* Forget every provider, source, tag and entry; keep one arena block. */
+static void
+format_reset_native(struct format_buf *fb)
+{
+	struct format_block	*b, *keep = NULL;
+
+	while ((b = fb->arena) != NULL) {
+		fb->arena = b->next;
+		if (keep == NULL && b->size == FORMAT_BLOCK) {
+			keep = b;
+			continue;
+		}
+		free(b);
+	}
+	if (keep != NULL) {
+		keep->used = 0;
+		keep->next = NULL;
+	}
+	fb->arena = keep;
+	if (fb->htab != NULL)
+		memset(fb->htab, 0, fb->hcap * sizeof *fb->htab);
+	fb->nnodes = 0;
+	fb->prov = fb->provlast = NULL;
+	fb->nprov = 0;
+}
