@@ -153,6 +153,9 @@ link_dns_init(struct event_base *base, const char *servers)
 				log_warnx("dns: bad name server \"%s\"", tok);
 		}
 		free(copy);
+		if (link_dns.evdns != NULL &&
+		    evdns_base_load_hosts(link_dns.evdns, NULL) != 0)
+			log_warnx("dns: cannot read /etc/hosts");
 	}
 	if (link_dns.evdns == NULL) {
 		/* No resolv.conf: numeric hosts still work. */
@@ -837,6 +840,20 @@ link_after(struct link *l)
 	link_update_write(l);
 }
 
+/* libmosquitto's error text, with the ones it leaves unnamed named. */
+static const char *
+link_strerror(int rc)
+{
+	switch (rc) {
+	case MOSQ_ERR_ERRNO:
+		return (strerror(errno));
+	case MOSQ_ERR_KEEPALIVE:
+		return ("keepalive timeout: the broker stopped answering");
+	default:
+		return (mosquitto_strerror(rc));
+	}
+}
+
 /* A libmosquitto return code from the loop functions. */
 static void
 link_check(struct link *l, int rc)
@@ -844,9 +861,7 @@ link_check(struct link *l, int rc)
 	if (rc == MOSQ_ERR_SUCCESS)
 		return;
 	if (l->liberr[0] == '\0')
-		snprintf(l->liberr, sizeof l->liberr, "%s",
-		    rc == MOSQ_ERR_ERRNO ? strerror(errno) :
-		    mosquitto_strerror(rc));
+		snprintf(l->liberr, sizeof l->liberr, "%s", link_strerror(rc));
 	l->lost = 1;
 }
 
@@ -884,9 +899,16 @@ link_loop_write(struct link *l)
 	return (mosquitto_loop_write(l->mosq, 64));
 }
 
+/*
+ * Keepalive only once the session is up: before CONNACK the handshake
+ * timer is the limit (libmosquitto's keepalive check would cut the
+ * attempt short).
+ */
 static int
 link_loop_misc(struct link *l)
 {
+	if (l->phase != LINK_UP)
+		return (MOSQ_ERR_SUCCESS);
 	return (mosquitto_loop_misc(l->mosq));
 }
 
@@ -930,8 +952,7 @@ link_on_disconnect(__attribute__((unused)) struct mosquitto *mosq, void *arg,
 	struct link	*l = arg;
 
 	if (rc != 0 && l->liberr[0] == '\0')
-		snprintf(l->liberr, sizeof l->liberr, "%s",
-		    mosquitto_strerror(rc));
+		snprintf(l->liberr, sizeof l->liberr, "%s", link_strerror(rc));
 	l->lost = 1;
 }
 
