@@ -327,6 +327,9 @@ cloud_groups_metrics(struct cloud_groups *cg, FILE *f)
 		fprintf(f, "uplinkd_group_filter_errors_total{group=\"%s/%"
 		    PRIu64 "\"} %" PRIu64 "\n", cg->name, cg->v[i].id,
 		    group_filter_errors(cg->v[i].group));
+		fprintf(f, "uplinkd_group_records_dropped_total{group=\"%s/%"
+		    PRIu64 "\"} %" PRIu64 "\n", cg->name, cg->v[i].id,
+		    group_dropped(cg->v[i].group));
 	}
 }
 

@@ -661,7 +661,8 @@ cloud_mqtt_metrics(FILE *f)
 		outbox_metrics(cm->v[i]->outbox, f);
 	fprintf(f, "# TYPE uplinkd_group_records_total counter\n"
 	    "# TYPE uplinkd_group_messages_total counter\n"
-	    "# TYPE uplinkd_group_filter_errors_total counter\n");
+	    "# TYPE uplinkd_group_filter_errors_total counter\n"
+	    "# TYPE uplinkd_group_records_dropped_total counter\n");
 	for (i = 0; i < cm->n; i++)
 		cloud_groups_metrics(cm->v[i]->groups, f);
 }
