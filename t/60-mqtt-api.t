@@ -32,30 +32,7 @@ from uptest import *  # noqa: E402,F401,F403
 t = TAP()
 
 
-def _crash(tp, value, tb):
-    """An unexpected exception is a failed test point, and the plan is
-    still printed, so that the TAP stream stays whole."""
-    signal.alarm(0)
-    t.ok(False, "the test runs to its end",
-         "".join(traceback.format_exception(tp, value, tb)))
-    print("1..%d" % t.n)
-    sys.stdout.flush()
-    sys.exit(1)
-
-
-sys.excepthook = _crash
-
-
-class Timeout(Exception):
-    pass
-
-
-def _alarm(signum, frame):
-    raise Timeout("the test took longer than 55 s")
-
-
-signal.signal(signal.SIGALRM, _alarm)
-signal.alarm(55)
+t.time_limit(55)
 
 if not have_mosquitto():
     print("1..0 # SKIP mosquitto is not installed")

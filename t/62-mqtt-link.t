@@ -34,12 +34,7 @@ if not have_mosquitto() or not shutil.which("openssl"):
 T0 = time.monotonic()
 
 
-def _overrun(signum, frame):
-    t.bail("62-mqtt-link.t ran for more than 115 s")
-
-
-signal.signal(signal.SIGALRM, _overrun)
-signal.alarm(115)
+t.time_limit(115)
 
 # --- helpers ---------------------------------------------------------------
 

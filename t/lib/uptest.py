@@ -40,6 +40,29 @@ class TAP:
     def __init__(self):
         self.n = 0
         self.failed = 0
+        # An unexpected exception is a failed test point and the plan is
+        # still printed, so that the TAP stream stays whole.
+        sys.excepthook = self._crash
+
+    def _crash(self, tp, value, tb):
+        import traceback
+        signal.alarm(0)
+        self.ok(False, "the test runs to its end",
+                "".join(traceback.format_exception(tp, value, tb)))
+        print("1..%d" % self.n)
+        sys.stdout.flush()
+        sys.exit(1)
+
+    def time_limit(self, seconds):
+        """A test still running after seconds fails a point and ends (the
+        daemons it started are killed at exit)."""
+        def overrun(signum, frame):
+            import traceback
+            self.ok(False, "the test ends within %d s" % seconds,
+                    "".join(traceback.format_stack(frame)))
+            self.done()
+        signal.signal(signal.SIGALRM, overrun)
+        signal.alarm(seconds)
 
     def ok(self, cond, name, diag=None):
         self.n += 1
