@@ -418,8 +418,8 @@ cloud_format_test(struct json *body, int *status, char **cause)
 			type = TAG_INT32;
 			if ((ts = json_get_string(e, "dataType")) != NULL &&
 			    tag_type_parse(ts, &type) != 0) {
-				xasprintf(cause, "tags[%zu].dataType: \"%s\" is "
-				    "not a tag type", i, ts);
+				xasprintf(cause, "tags[%zu].dataType: "
+				    "\"%s\" is not a tag type", i, ts);
 				goto fail;
 			}
 			memset(&rec, 0, sizeof rec);

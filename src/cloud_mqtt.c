@@ -34,7 +34,7 @@
 struct cloud_mqtt_client {
 	uint64_t		 id;
 	char			*name;		/* "mqtt-<id>" */
-	struct json		*doc;		/* as stored, secrets included */
+	struct json		*doc;		/* as stored, with secrets */
 	struct link		*link;
 	struct outbox		*outbox;
 	struct cloud_groups	*groups;

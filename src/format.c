@@ -45,10 +45,11 @@
 			"value:.dataValue}]}}}}}"
 
 /*
- * libjq 1.6 frees a value too many when halt_error stops a program that
- * has more to run (inside an if, say): the next run reads freed memory.
- * Filters get error in its place.  A filter that starts with module
- * directives cannot have definitions before them, and goes as it is.
+ * Put before every filter.  libjq 1.6 frees a value too many when
+ * halt_error stops a program that has more to run (inside an if, say):
+ * the next run reads freed memory.  Filters get error in its place.  With
+ * definitions first, module directives (import, include) cannot follow:
+ * a filter from the REST API reads no files.
  */
 #define FORMAT_PRELUDE	"def halt_error: error(.); " \
 			"def halt_error($code): error(.); "
@@ -88,6 +89,7 @@ struct format {
 	jq_state	*jq;		/* NULL: the native default */
 	jv		 keys[FORMAT_NKEYS];
 	char		*err;		/* compile messages being collected */
+	int		 compiling;
 };
 
 /* Growable bytes. */
@@ -104,18 +106,29 @@ struct format_ent {
 	char			 text[];
 };
 
-/* A provider, source or tag; key is its printed JSON string. */
+/*
+ * An entry of the buffer's hash table: a key under an owner.  A
+ * provider, source or tag is found by its printed key under its parent
+ * (NULL for providers); a tag also by the names of a record, joined, under
+ * the buffer itself, which spares printing them again.
+ */
+struct format_hent {
+	struct format_hent	*next;
+	const void		*owner;
+	struct format_node	*node;
+	uint32_t		 hash;
+	size_t			 len;
+	char			 key[];
+};
+
+/* A provider, source or tag, in first-seen order. */
 struct format_node {
-	struct format_node	*hnext;
-	struct format_node	*parent;
+	const char		*key;		/* printed, in its hent */
+	size_t			 klen;
 	struct format_node	*child;
 	struct format_node	*last;
 	struct format_node	*sibling;
-	size_t			 nchild;
-	uint32_t		 hash;
-	size_t			 klen;
-	char			*key;
-	struct format_ent	*efirst;
+	struct format_ent	*efirst;	/* tags */
 	struct format_ent	*elast;
 };
 
@@ -136,17 +149,21 @@ struct format_buf {
 
 	/* Native path. */
 	struct format_block	*arena;
-	struct format_node	**htab;
+	struct format_hent	**htab;
 	size_t			 hcap;
-	size_t			 nnodes;
+	size_t			 nhent;
 	struct format_node	*prov;
 	struct format_node	*provlast;
-	size_t			 nprov;
 	struct format_out	 scratch;
 	int			 dvalid;
 	time_t			 dsecs;
 	char			 date[64];
 	size_t			 dlen;
+};
+
+/* Bytes of a string: 0 plain, 1 escaped, 2 part of a UTF-8 sequence. */
+static const unsigned char format_byte[256] = {
+	[0x00 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1, [0x80 ... 0xff] = 2
 };
 
 static const double format_p10[] = {
@@ -156,7 +173,7 @@ static const double format_p10[] = {
 
 static void	 format_jq_error_cb(void *, jv);
 static char	*format_jq_cause(const char *);
-static jv	 format_json_jv(const struct json *);
+static jv	 format_value_jv(const struct json *);
 static jv	 format_rec_jv(struct format *, const struct tag_rec *);
 static struct json *format_jv_json(jv, int, char **);
 static char	*format_jv_cause(jv);
@@ -169,19 +186,22 @@ static int64_t	 format_delta(const struct json *, struct json *const *,
 static int64_t	 format_delta_obj(const struct json *,
 		     struct json *const *, size_t);
 static int	 format_merge_in(struct json *, struct json *);
-static void	 format_out_need(struct format_out *, size_t);
-static void	 format_out_add(struct format_out *, const void *, size_t);
+static inline void format_out_need(struct format_out *, size_t);
+static inline void format_out_add(struct format_out *, const void *,
+		     size_t);
 static int	 format_utf8_next(const unsigned char *,
 		     const unsigned char *, int *);
 static void	 format_out_str(struct format_out *, const char *, size_t);
 static int	 format_digits_text(const char *, char *, int *);
 static int	 format_int_digits(uint64_t, int, char *, int *);
+#ifdef __SIZEOF_INT128__
 static unsigned __int128 format_pow10(int);
 static int	 format_interval(uint64_t, int, int, int, uint64_t *, int *,
 		     unsigned __int128 *, unsigned __int128 *);
 static int	 format_dbl_exact(double, int, char *, int *);
-static int	 format_dbl_digits(double, char *, int *);
 static int	 format_flt_exact(float, int, char *, int *);
+#endif
+static int	 format_dbl_digits(double, char *, int *);
 static int	 format_flt_digits(float, char *, int *);
 static void	 format_out_num(struct format_out *, int, const char *, int,
 		     int);
@@ -193,10 +213,11 @@ static void	 format_out_value(struct format_out *,
 static void	 format_out_date(struct format_buf *, struct format_out *,
 		     int64_t);
 static void	*format_alloc(struct format_buf *, size_t);
-static uint32_t	 format_hash(const struct format_node *, const char *,
-		     size_t);
-static struct format_node *format_lookup(struct format_buf *,
-		     struct format_node *, const char *, size_t, uint32_t);
+static uint32_t	 format_hash(const void *, const char *, size_t);
+static struct format_node *format_find(struct format_buf *, const void *,
+		     const char *, size_t, uint32_t);
+static void	 format_put(struct format_buf *, const void *, const char *,
+		     size_t, uint32_t, struct format_node *);
 static struct format_node *format_node_new(struct format_buf *,
 		     struct format_node *, const char *, size_t, uint32_t);
 static int	 format_add_native(struct format_buf *,
@@ -235,18 +256,27 @@ format_new(const char *filter, char **cause)
 	    memcmp(s, FORMAT_DEFAULT, e - s) == 0))
 		return (f);
 
-	if ((f->jq = jq_init()) == NULL)
-		fatalx("format: jq_init failed");
-	jq_set_error_cb(f->jq, format_jq_error_cb, f);
 	for (i = 0; s[i] >= 'a' && s[i] <= 'z'; i++)
 		;
 	if ((i == 6 && (strncmp(s, "import", 6) == 0 ||
 	    strncmp(s, "module", 6) == 0)) ||
-	    (i == 7 && strncmp(s, "include", 7) == 0))
-		prog = xstrdup(filter);
-	else
-		xasprintf(&prog, "%s%s", FORMAT_PRELUDE, filter);
+	    (i == 7 && strncmp(s, "include", 7) == 0)) {
+		if (cause != NULL)
+			xasprintf(cause, "format: jq: modules (%.*s) are not "
+			    "supported", i, s);
+		free(f);
+		return (NULL);
+	}
+
+	if ((f->jq = jq_init()) == NULL)
+		fatalx("format: jq_init failed");
+	jq_set_error_cb(f->jq, format_jq_error_cb, f);
+	/* Without it libjq 1.6 aborts on an import. */
+	jq_set_attr(f->jq, jv_string("JQ_LIBRARY_PATH"), jv_array());
+	xasprintf(&prog, "%s%s", FORMAT_PRELUDE, filter);
+	f->compiling = 1;
 	ok = jq_compile(f->jq, prog);
+	f->compiling = 0;
 	free(prog);
 	if (!ok) {
 		if (cause != NULL)
@@ -374,8 +404,8 @@ format_buf_take(struct format_buf *fb, size_t *len)
 		fb->doc = NULL;
 	}
 	if (n != fb->size)
-		fatalx("format: message is %zu bytes, %zu were counted", n,
-		    fb->size);
+		log_warnx("format: message is %zu bytes, %zu were counted; "
+		    "please report this", n, fb->size);
 	fb->size = 0;
 	fb->records = 0;
 	*len = n;
@@ -462,7 +492,10 @@ format_merge_in(struct json *d, struct json *s)
 	return (0);
 }
 
-/* Collect jq's messages while a filter compiles; msg is taken. */
+/*
+ * Collect jq's messages while a filter compiles (f->compiling); later ones
+ * are only logged.  msg is taken.
+ */
 static void
 format_jq_error_cb(void *arg, jv msg)
 {
@@ -473,7 +506,9 @@ format_jq_error_cb(void *arg, jv msg)
 		jv_free(msg);
 		return;
 	}
-	if (f->err == NULL)
+	if (!f->compiling)
+		log_debug("format: %s", jv_string_value(msg));
+	else if (f->err == NULL)
 		f->err = xstrdup(jv_string_value(msg));
 	else {
 		old = f->err;
@@ -521,13 +556,13 @@ format_jq_cause(const char *err)
 	return (cause);
 }
 
-/* A document (borrowed) as a jv; the caller owns the result. */
+/*
+ * A value from tag_value_json() (borrowed) as jq would read its text;
+ * the caller owns the result.
+ */
 static jv
-format_json_jv(const struct json *j)
+format_value_jv(const struct json *j)
 {
-	jv	 v;
-	size_t	 i;
-
 	switch (json_type(j)) {
 	case JSON_BOOL:
 		return (jv_bool(json_bool(j)));
@@ -535,18 +570,6 @@ format_json_jv(const struct json *j)
 		return (jv_number(json_double(j)));
 	case JSON_STRING:
 		return (jv_string_sized(json_string(j), json_strlen(j)));
-	case JSON_ARRAY:
-		v = jv_array();
-		for (i = 0; i < json_array_size(j); i++)
-			v = jv_array_append(v,
-			    format_json_jv(json_array_get(j, i)));
-		return (v);
-	case JSON_OBJECT:
-		v = jv_object();
-		for (i = 0; i < json_object_size(j); i++)
-			v = jv_object_set(v, jv_string(json_object_key(j, i)),
-			    format_json_jv(json_object_value(j, i)));
-		return (v);
 	default:
 		return (jv_null());
 	}
@@ -570,7 +593,7 @@ format_rec_jv(struct format *f, const struct tag_rec *rec)
 	r = jv_object_set(r, jv_copy(f->keys[FORMAT_K_TYPE]),
 	    jv_string(tag_type_name(rec->value.type)));
 	r = jv_object_set(r, jv_copy(f->keys[FORMAT_K_VALUE]),
-	    format_json_jv(val));
+	    format_value_jv(val));
 	r = jv_object_set(r, jv_copy(f->keys[FORMAT_K_UNIT]),
 	    jv_string(rec->unit != NULL ? rec->unit : ""));
 	r = jv_object_set(r, jv_copy(f->keys[FORMAT_K_TS]),
@@ -590,7 +613,8 @@ format_jv_json(jv v, int depth, char **cause)
 	jv		 k, e, s;
 	int		 i, n;
 
-	if (depth > JSON_MAX_DEPTH) {
+	if (depth > JSON_MAX_DEPTH && (jv_get_kind(v) == JV_KIND_ARRAY ||
+	    jv_get_kind(v) == JV_KIND_OBJECT)) {
 		xasprintf(cause, "format: output nested deeper than %d levels",
 		    JSON_MAX_DEPTH);
 		jv_free(v);
@@ -855,50 +879,83 @@ format_delta(const struct json *base, struct json *const *v, size_t n)
 	return (d);
 }
 
-/* format_delta() for objects merged into an object base. */
+/*
+ * format_delta() for objects merged into an object base: each key counts
+ * once, where it first appears, with the values it gets in turn.  Keys
+ * are grouped through an index object, so many outputs cost no more
+ * than their members.
+ */
 static int64_t
 format_delta_obj(const struct json *base, struct json *const *v, size_t n)
 {
-	struct json	*one[1], **list, *val;
-	const char	*k;
+	struct format_group {
+		const char	 *key;
+		struct json	 *first;
+		struct json	**vals;		/* &first, or allocated */
+		size_t		  n;
+		size_t		  cap;
+	}		*g, *gp;
+	struct json	*index = NULL, *x;
 	const struct json *b;
-	size_t		 i, j, l, m, cnt, nl;
+	size_t		 i, j, m, ng = 0, cnt, total = 0;
 	int64_t		 d = 0;
 
-	list = n == 1 ? one : xreallocarray(NULL, n, sizeof *list);
-	cnt = json_object_size(base);
+	for (i = 0; i < n; i++)
+		total += json_object_size(v[i]);
+	g = xreallocarray(NULL, total + 1, sizeof *g);
+	if (n > 1)
+		index = json_new_object();
 	for (i = 0; i < n; i++) {
 		m = json_object_size(v[i]);
 		for (j = 0; j < m; j++) {
-			k = json_object_key(v[i], j);
-			/* Each key once, where it first appears. */
-			for (nl = 0; nl < i; nl++)
-				if (json_get(v[nl], k) != NULL)
-					break;
-			if (nl < i)
-				continue;
-			nl = 0;
-			list[nl++] = json_object_value(v[i], j);
-			for (l = i + 1; l < n; l++)
-				if ((val = json_get(v[l], k)) != NULL)
-					list[nl++] = val;
-			if ((b = json_get(base, k)) != NULL) {
-				d += format_delta(b, list, nl);
+			x = n > 1 ? json_get(index, json_object_key(v[i], j)) :
+			    NULL;
+			if (x == NULL) {
+				gp = &g[ng];
+				gp->key = json_object_key(v[i], j);
+				gp->first = json_object_value(v[i], j);
+				gp->vals = &gp->first;
+				gp->n = gp->cap = 1;
+				if (n > 1)
+					json_set(index, gp->key,
+					    json_new_uint(ng));
+				ng++;
 				continue;
 			}
-			d += (cnt > 0 ? 1 : 0) + format_esc_len(k,
-			    strlen(k)) + 1 + format_jsize(list[0]) +
-			    format_delta(list[0], list + 1, nl - 1);
-			cnt++;
+			gp = &g[json_uint(x)];
+			if (gp->n == gp->cap) {
+				gp->cap *= 2;
+				if (gp->vals == &gp->first) {
+					gp->vals = xreallocarray(NULL, gp->cap,
+					    sizeof *gp->vals);
+					gp->vals[0] = gp->first;
+				} else
+					gp->vals = xreallocarray(gp->vals,
+					    gp->cap, sizeof *gp->vals);
+			}
+			gp->vals[gp->n++] = json_object_value(v[i], j);
 		}
 	}
-	if (list != one)
-		free(list);
+	cnt = json_object_size(base);
+	for (i = 0; i < ng; i++) {
+		gp = &g[i];
+		if ((b = json_get(base, gp->key)) != NULL)
+			d += format_delta(b, gp->vals, gp->n);
+		else {
+			d += (cnt++ > 0 ? 1 : 0) + format_esc_len(gp->key,
+			    strlen(gp->key)) + 1 + format_jsize(gp->vals[0]) +
+			    format_delta(gp->vals[0], gp->vals + 1, gp->n - 1);
+		}
+		if (gp->vals != &gp->first)
+			free(gp->vals);
+	}
+	json_free(index);
+	free(g);
 	return (d);
 }
 
 /* Room for n more bytes. */
-static void
+static inline void
 format_out_need(struct format_out *o, size_t n)
 {
 	if (o->cap - o->len >= n)
@@ -909,7 +966,7 @@ format_out_need(struct format_out *o, size_t n)
 }
 
 /* Append len bytes (borrowed). */
-static void
+static inline void
 format_out_add(struct format_out *o, const void *p, size_t len)
 {
 	format_out_need(o, len);
@@ -959,7 +1016,9 @@ static void
 format_out_str(struct format_out *o, const char *s, size_t len)
 {
 	static const char	 hex[] = "0123456789ABCDEF";
+	const uint64_t		 ones = 0x0101010101010101ULL;
 	const unsigned char	*p = (const unsigned char *)s, *end = p + len;
+	uint64_t		 w;
 	char			*q;
 	int			 n, cp;
 
@@ -967,11 +1026,24 @@ format_out_str(struct format_out *o, const char *s, size_t len)
 	q = o->buf + o->len;
 	*q++ = '"';
 	while (p < end) {
-		if (*p >= 0x20 && *p != '"' && *p != '\\' && *p < 0x80) {
-			*q++ = *p++;
-			continue;
+		/*
+		 * Plain ASCII 8 bytes a step: none below 0x20 or from 0x80,
+		 * no quote, no backslash (the tests for a zero byte).
+		 */
+		while (end - p >= 8) {
+			memcpy(&w, p, 8);
+			if (((w - ones * 0x20) | w | ((w ^ ones * '"') -
+			    ones) | ((w ^ ones * '\\') - ones)) & ones * 0x80)
+				break;
+			memcpy(q, p, 8);
+			q += 8;
+			p += 8;
 		}
-		if (*p < 0x80) {
+		while (p < end && format_byte[*p] == 0)
+			*q++ = *p++;
+		if (p == end)
+			break;
+		if (format_byte[*p] == 1) {
 			*q++ = '\\';
 			switch (*p) {
 			case '"':
@@ -1057,6 +1129,8 @@ format_int_digits(uint64_t u, int k, char *dig, int *decpt)
 	return (n);
 }
 
+/* Exact decimals need 128-bit integers; without them, printf does. */
+#ifdef __SIZEOF_INT128__
 /* 10^k, k <= 38. */
 static unsigned __int128
 format_pow10(int k)
@@ -1138,6 +1212,8 @@ format_dbl_exact(double a, int k, char *dig, int *decpt)
 	return (0);
 }
 
+#endif
+
 /*
  * The shortest digits that read back as a (finite, > 0), the closest to
  * a among them, as jq's dtoa picks them.  Most values have at most 15
@@ -1168,9 +1244,11 @@ format_dbl_digits(double a, char *dig, int *decpt)
 		}
 		start = 16;
 	}
+#ifdef __SIZEOF_INT128__
 	if (a >= 1e-5 && a < 9007199254740992.0 &&
 	    (n = format_dbl_exact(a, k, dig, decpt)) > 0)
 		return (n);
+#endif
 	for (prec = start; prec <= 16; prec++) {
 		snprintf(buf, sizeof buf, "%.*e", prec - 1, a);
 		if (strtod(buf, NULL) == a)
@@ -1193,6 +1271,7 @@ format_dbl_digits(double a, char *dig, int *decpt)
 	return (format_digits_text(buf, dig, decpt));
 }
 
+#ifdef __SIZEOF_INT128__
 /*
  * The digits of printf's "%.*e" of f for the first precision from 7 to
  * 9 that reads back (or 9), from k decimals on, exactly: printf rounds
@@ -1229,6 +1308,8 @@ format_flt_exact(float f, int k, char *dig, int *decpt)
 	return (0);
 }
 
+#endif
+
 /*
  * The digits tag_value_json() prints for a float (finite, > 0, not a
  * whole number below 1e16): the first precision from 1 to 9 that reads
@@ -1244,7 +1325,7 @@ format_flt_digits(float f, char *dig, int *decpt)
 	char		 buf[64];
 	double		 a = f, p, q;
 	uint64_t	 m, bits;
-	int		 k = 0, n, prec, start, exact = 0;
+	int		 k = 0, prec, start;
 
 	start = f < FLT_MIN ? 1 : 6;
 	if (f >= FLT_MIN && a < 1e6) {
@@ -1252,7 +1333,6 @@ format_flt_digits(float f, char *dig, int *decpt)
 			p = a * format_p10[k];
 			if (p >= 999999.5) {
 				start = 7;	/* no text of 6 digits */
-				exact = 1;
 				break;
 			}
 			if (fabs(p - floor(p) - 0.5) < 1e-6)
@@ -1267,11 +1347,16 @@ format_flt_digits(float f, char *dig, int *decpt)
 		}
 	} else if (a >= 1e6 && a < 8388608.0) {
 		k = 0;
-		exact = 1;
+		start = 7;
 	}
-	if (exact && a >= 1e-5 && (n = format_flt_exact(f, k, dig,
-	    decpt)) > 0)
-		return (n);
+#ifdef __SIZEOF_INT128__
+	if (start == 7 && a >= 1e-5) {
+		int	n;
+
+		if ((n = format_flt_exact(f, k, dig, decpt)) > 0)
+			return (n);
+	}
+#endif
 	for (prec = start; prec < 9; prec++) {
 		snprintf(buf, sizeof buf, "%.*e", prec - 1, a);
 		if (strtof(buf, NULL) == f)
@@ -1540,112 +1625,173 @@ format_alloc(struct format_buf *fb, size_t n)
 	return (p);
 }
 
-/* FNV-1a over a printed key, seeded by its parent. */
+/* A hash of a key under an owner, 8 bytes a step. */
 static uint32_t
-format_hash(const struct format_node *parent, const char *key, size_t len)
+format_hash(const void *owner, const char *key, size_t len)
 {
-	uint32_t	h = 2166136261u;
-	uintptr_t	pp = (uintptr_t)parent;
+	uint64_t	h = (uintptr_t)owner ^ len, w;
 	size_t		i;
 
-	h = (h ^ (uint32_t)(pp >> 4)) * 16777619u;
-	h = (h ^ (uint32_t)(pp >> 36)) * 16777619u;
-	for (i = 0; i < len; i++)
-		h = (h ^ (unsigned char)key[i]) * 16777619u;
-	return (h);
+	for (i = 0; i + 8 <= len; i += 8) {
+		memcpy(&w, key + i, 8);
+		h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+		h ^= h >> 29;
+	}
+	for (w = 0; i < len; i++)
+		w = w << 8 | (unsigned char)key[i];
+	h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+	return ((uint32_t)(h ^ h >> 32));
 }
 
-/* The child of parent (NULL: a provider) with this printed key; borrowed. */
+/* The node of a key (borrowed) under owner; NULL if there is none. */
 static struct format_node *
-format_lookup(struct format_buf *fb, struct format_node *parent,
-    const char *key, size_t len, uint32_t h)
+format_find(struct format_buf *fb, const void *owner, const char *key,
+    size_t len, uint32_t h)
 {
-	struct format_node	*n;
+	struct format_hent	*he;
 
 	if (fb->htab == NULL)
 		return (NULL);
-	for (n = fb->htab[h & (fb->hcap - 1)]; n != NULL; n = n->hnext)
-		if (n->hash == h && n->parent == parent && n->klen == len &&
-		    memcmp(n->key, key, len) == 0)
-			return (n);
+	for (he = fb->htab[h & (fb->hcap - 1)]; he != NULL; he = he->next)
+		if (he->hash == h && he->owner == owner && he->len == len &&
+		    memcmp(he->key, key, len) == 0)
+			return (he->node);
 	return (NULL);
 }
 
-/* A new last child of parent (NULL: a provider); owned by the buffer. */
-static struct format_node *
-format_node_new(struct format_buf *fb, struct format_node *parent,
-    const char *key, size_t len, uint32_t h)
+/* File a node under a key (copied) and owner; in the buffer's arena. */
+static void
+format_put(struct format_buf *fb, const void *owner, const char *key,
+    size_t len, uint32_t h, struct format_node *node)
 {
-	struct format_node	*n, *m, **ntab;
+	struct format_hent	*he, *next, **ntab;
 	size_t			 i, cap;
 
-	if (fb->nnodes >= fb->hcap) {
+	if (fb->nhent >= fb->hcap) {
 		cap = fb->hcap == 0 ? FORMAT_HASH_MIN : fb->hcap * 2;
 		ntab = xcalloc(cap, sizeof *ntab);
 		for (i = 0; i < fb->hcap; i++) {
-			for (n = fb->htab[i]; n != NULL; n = m) {
-				m = n->hnext;
-				n->hnext = ntab[n->hash & (cap - 1)];
-				ntab[n->hash & (cap - 1)] = n;
+			for (he = fb->htab[i]; he != NULL; he = next) {
+				next = he->next;
+				he->next = ntab[he->hash & (cap - 1)];
+				ntab[he->hash & (cap - 1)] = he;
 			}
 		}
 		free(fb->htab);
 		fb->htab = ntab;
 		fb->hcap = cap;
 	}
+	he = format_alloc(fb, sizeof *he + len);
+	he->owner = owner;
+	he->node = node;
+	he->hash = h;
+	he->len = len;
+	memcpy(he->key, key, len);
+	he->next = fb->htab[h & (fb->hcap - 1)];
+	fb->htab[h & (fb->hcap - 1)] = he;
+	fb->nhent++;
+	if (node->key == NULL) {
+		node->key = he->key;
+		node->klen = len;
+	}
+}
+
+/*
+ * A new last child of parent (NULL: a provider), filed under its key and
+ * that key's hash; owned by the buffer.
+ */
+static struct format_node *
+format_node_new(struct format_buf *fb, struct format_node *parent,
+    const char *key, size_t len, uint32_t h)
+{
+	struct format_node	*n;
+
 	n = format_alloc(fb, sizeof *n);
 	memset(n, 0, sizeof *n);
-	n->parent = parent;
-	n->hash = h;
-	n->klen = len;
-	n->key = format_alloc(fb, len);
-	memcpy(n->key, key, len);
-	n->hnext = fb->htab[h & (fb->hcap - 1)];
-	fb->htab[h & (fb->hcap - 1)] = n;
-	fb->nnodes++;
+	format_put(fb, parent, key, len, h, n);
 	if (parent == NULL) {
 		if (fb->provlast != NULL)
 			fb->provlast->sibling = n;
 		else
 			fb->prov = n;
 		fb->provlast = n;
-		fb->nprov++;
 	} else {
 		if (parent->last != NULL)
 			parent->last->sibling = n;
 		else
 			parent->child = n;
 		parent->last = n;
-		parent->nchild++;
 	}
 	return (n);
 }
 
 /*
- * format_buf_add() for the default format: the entry and the keys are
- * printed once, into scratch; the growth of the message follows from
- * which of provider, source and tag are new.
+ * format_buf_add() for the default format.  The names as the record
+ * gives them, joined, find a tag met before (filed under the buffer as
+ * owner), and provider and source alone its source (under &fb->prov).
+ * Failing that, they are printed, and the printed keys (what the message
+ * shows: bad UTF-8 that jq repairs the same way is one key) find or make
+ * provider, source and tag; the names are filed when they meet a second
+ * time.  The entry is printed once; the growth of the message follows
+ * from which of provider, source and tag are new.
  */
 static int
 format_add_native(struct format_buf *fb, const struct tag_rec *rec,
     size_t limit)
 {
 	struct format_out	*o = &fb->scratch;
-	struct format_node	*p, *s = NULL, *t = NULL;
+	struct format_node	*p = NULL, *s = NULL, *t = NULL;
 	struct format_ent	*e;
-	const char		*name;
-	size_t			 k1, k2, k3, elen, delta;
-	uint32_t		 hp, hs = 0, ht = 0;
+	const char		*names[3];
+	size_t			 len[3], k0, ks, k1, k2, k3, elen, tag, delta;
+	uint32_t		 h = 0, hsa = 0, hp = 0, hs = 0, ht = 0;
+	int			 i;
 
+	names[0] = rec->prvd;
+	names[1] = rec->src;
+	names[2] = rec->name;
 	o->len = 0;
-	name = rec->prvd != NULL ? rec->prvd : "";
-	format_out_str(o, name, strlen(name));
-	k1 = o->len;
-	name = rec->src != NULL ? rec->src : "";
-	format_out_str(o, name, strlen(name));
-	k2 = o->len;
-	name = rec->name != NULL ? rec->name : "";
-	format_out_str(o, name, strlen(name));
+	for (i = 0; i < 3; i++) {
+		if (names[i] == NULL)
+			names[i] = "";
+		len[i] = strlen(names[i]);
+		format_out_add(o, names[i], len[i] + 1);
+	}
+	k0 = k1 = k2 = o->len;
+	ks = len[0] + len[1] + 2;
+	if (fb->prov != NULL) {
+		h = format_hash(fb, o->buf, k0);
+		t = format_find(fb, fb, o->buf, k0, h);
+	}
+	if (t == NULL) {
+		if (fb->prov != NULL) {
+			hsa = format_hash(&fb->prov, o->buf, ks);
+			s = format_find(fb, &fb->prov, o->buf, ks, hsa);
+		}
+		if (s == NULL) {
+			format_out_str(o, names[0], len[0]);
+			k1 = o->len;
+			format_out_str(o, names[1], len[1]);
+			k2 = o->len;
+			hp = format_hash(NULL, o->buf + k0, k1 - k0);
+			p = fb->prov != NULL ? format_find(fb, NULL, o->buf +
+			    k0, k1 - k0, hp) : NULL;
+			if (p != NULL) {
+				hs = format_hash(p, o->buf + k1, k2 - k1);
+				s = format_find(fb, p, o->buf + k1, k2 - k1,
+				    hs);
+			}
+			if (s != NULL)
+				format_put(fb, &fb->prov, o->buf, ks, hsa, s);
+		}
+		format_out_str(o, names[2], len[2]);
+		if (s != NULL) {
+			ht = format_hash(s, o->buf + k2, o->len - k2);
+			t = format_find(fb, s, o->buf + k2, o->len - k2, ht);
+			if (t != NULL)
+				format_put(fb, fb, o->buf, k0, h, t);
+		}
+	}
 	k3 = o->len;
 	format_out_add(o, FORMAT_ENT_TS, FORMAT_LEN(FORMAT_ENT_TS));
 	format_out_date(fb, o, rec->ts);
@@ -1654,47 +1800,32 @@ format_add_native(struct format_buf *fb, const struct tag_rec *rec,
 	format_out_add(o, "}", 1);
 	elen = o->len - k3;
 
-	hp = format_hash(NULL, o->buf, k1);
-	if ((p = format_lookup(fb, NULL, o->buf, k1, hp)) != NULL) {
-		hs = format_hash(p, o->buf + k1, k2 - k1);
-		s = format_lookup(fb, p, o->buf + k1, k2 - k1, hs);
-	}
-	if (s != NULL) {
-		ht = format_hash(s, o->buf + k2, k3 - k2);
-		t = format_lookup(fb, s, o->buf + k2, k3 - k2, ht);
-	}
-
-	/* "key":{"values":[entry]} under "key":{ } under "key":{ }. */
+	/* Under "prvd":{"src":{...}}: "tag":{"values":[entry,...]}. */
+	tag = (k3 - k2) + 1 + FORMAT_LEN(FORMAT_VALUES) + elen +
+	    FORMAT_LEN(FORMAT_VEND);
 	if (t != NULL)
 		delta = 1 + elen;
-	else {
-		delta = (k3 - k2) + 1 + FORMAT_LEN(FORMAT_VALUES) + elen +
-		    FORMAT_LEN(FORMAT_VEND);
-		if (s != NULL)
-			delta += s->nchild > 0 ? 1 : 0;
-		else {
-			delta += (k2 - k1) + 3;
-			if (p != NULL)
-				delta += p->nchild > 0 ? 1 : 0;
-			else {
-				delta += k1 + 3;
-				delta += fb->nprov > 0 ? 1 :
-				    FORMAT_LEN(FORMAT_HEAD) +
-				    FORMAT_LEN(FORMAT_TAIL);
-			}
-		}
-	}
+	else if (s != NULL)
+		delta = 1 + tag;
+	else if (p != NULL)
+		delta = 1 + (k2 - k1) + 3 + tag;
+	else
+		delta = (fb->prov != NULL ? 1 : FORMAT_LEN(FORMAT_HEAD) +
+		    FORMAT_LEN(FORMAT_TAIL)) + (k1 - k0) + 3 + (k2 - k1) + 3 +
+		    tag;
 	if (limit != 0 && fb->records > 0 && fb->size + delta > limit)
 		return (FORMAT_FULL);
 
-	if (p == NULL)
-		p = format_node_new(fb, NULL, o->buf, k1, hp);
-	if (s == NULL) {
-		hs = format_hash(p, o->buf + k1, k2 - k1);
-		s = format_node_new(fb, p, o->buf + k1, k2 - k1, hs);
-	}
 	if (t == NULL) {
-		ht = format_hash(s, o->buf + k2, k3 - k2);
+		if (s == NULL) {
+			if (p == NULL) {
+				p = format_node_new(fb, NULL, o->buf + k0,
+				    k1 - k0, hp);
+				hs = format_hash(p, o->buf + k1, k2 - k1);
+			}
+			s = format_node_new(fb, p, o->buf + k1, k2 - k1, hs);
+			ht = format_hash(s, o->buf + k2, k3 - k2);
+		}
 		t = format_node_new(fb, s, o->buf + k2, k3 - k2, ht);
 	}
 	e = format_alloc(fb, sizeof *e + elen);
@@ -1779,7 +1910,6 @@ format_reset_native(struct format_buf *fb)
 	fb->arena = keep;
 	if (fb->htab != NULL)
 		memset(fb->htab, 0, fb->hcap * sizeof *fb->htab);
-	fb->nnodes = 0;
+	fb->nhent = 0;
 	fb->prov = fb->provlast = NULL;
-	fb->nprov = 0;
 }

@@ -54,7 +54,7 @@ enum link_phase {
 	LINK_IDLE,		/* disabled */
 	LINK_WAIT,		/* waiting to retry */
 	LINK_RESOLVING,
-	LINK_OPENING,		/* TCP, TLS, CONNECT sent, waiting for CONNACK */
+	LINK_OPENING,		/* TCP, TLS, CONNECT, waiting for CONNACK */
 	LINK_UP
 };
 
@@ -68,7 +68,7 @@ struct link {
 	int			 enabled;
 	enum link_phase		 phase;
 	enum link_status	 status;
-	char			*error;		/* why the last attempt failed */
+	char			*error;	/* why the last attempt failed */
 	unsigned int		 failures;	/* in a row */
 	uint64_t		 attempts;
 
@@ -90,7 +90,7 @@ struct link {
 
 	int			 in_lib;	/* inside a libmosquitto call */
 	int			 in_callback;
-	int			 dead;		/* free when the callback returns */
+	int			 dead;		/* free after the callback */
 };
 
 struct link_dns_entry {

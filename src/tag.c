@@ -761,8 +761,8 @@ tag_value_parse(enum tag_type type, enum tag_tok kind, const char *text,
 		if (kind != TAG_TOK_NUMBER)
 			goto wrongtype;
 		if (len >= sizeof buf) {
-			xasprintf(cause, "a number of %zu characters is too long",
-			    len);
+			xasprintf(cause, "a number of %zu characters is too "
+			    "long", len);
 			return (-1);
 		}
 		memcpy(buf, text, len);
