@@ -26,6 +26,8 @@ static void	api_mqtt_group_get(struct api_req *, struct api_resp *);
 static void	api_mqtt_group_put(struct api_req *, struct api_resp *);
 static void	api_mqtt_group_del(struct api_req *, struct api_resp *);
 static void	api_mqtt_test(struct api_req *, struct api_resp *);
+static void	api_mqtt_saf_get(struct api_req *, struct api_resp *);
+static void	api_mqtt_saf_put(struct api_req *, struct api_resp *);
 
 #define C	API_CLOUDERR
 const struct api_route api_mqtt_routes[] = {
@@ -34,6 +36,9 @@ const struct api_route api_mqtt_routes[] = {
 	{ API_PUT, "/mqtt/{id}", C | API_BODY | API_MULTIPART, api_mqtt_put },
 	{ API_DELETE, "/mqtt/{id}", C, api_mqtt_del },
 	{ API_DELETE, "/mqtt/{id}/certificates", C, api_mqtt_certs },
+	{ API_GET, "/mqtt/{id}/store-and-forward", C, api_mqtt_saf_get },
+	{ API_PUT, "/mqtt/{id}/store-and-forward", C | API_BODY,
+	    api_mqtt_saf_put },
 	{ API_GET, "/mqtt/{id}/messages", C, api_mqtt_groups },
 	{ API_POST, "/mqtt/{id}/messages", C | API_BODY, api_mqtt_group_add },
 	{ API_PUT, "/mqtt/{id}/messages/test", C | API_BODY, api_mqtt_test },
@@ -242,6 +247,41 @@ api_mqtt_test(struct api_req *req, struct api_resp *resp)
 	if (api_mqtt_client_groups(req, resp) == NULL)
 		return;
 	if ((out = cloud_format_test(req->json, &status, &cause)) == NULL) {
+		api_mqtt_fail(req, resp, status, cause);
+		return;
+	}
+	api_data(resp, out);
+}
+
+/* GET /mqtt/{id}/store-and-forward -> {"data":settings + backlog} */
+static void
+api_mqtt_saf_get(struct api_req *req, struct api_resp *resp)
+{
+	struct json	*v;
+	uint64_t	 id;
+
+	if (api_param_id(req, resp, "id", &id) != 0)
+		return;
+	if ((v = cloud_mqtt_saf_get(id)) == NULL) {
+		api_error(req, resp, 404, "MQTT client %" PRIu64 " not found",
+		    id);
+		return;
+	}
+	api_data(resp, v);
+}
+
+/* PUT /mqtt/{id}/store-and-forward -> {"data":settings + backlog} */
+static void
+api_mqtt_saf_put(struct api_req *req, struct api_resp *resp)
+{
+	struct json	*out;
+	uint64_t	 id;
+	char		*cause;
+	int		 status;
+
+	if (api_param_id(req, resp, "id", &id) != 0)
+		return;
+	if (cloud_mqtt_saf_put(id, req->json, &out, &status, &cause) != 0) {
 		api_mqtt_fail(req, resp, status, cause);
 		return;
 	}

@@ -13,6 +13,7 @@
  */
 
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -22,12 +23,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "cloud.h"
 #include "format.h"
 #include "group.h"
 #include "json.h"
 #include "log.h"
 #include "multipart.h"
+#include "outbox.h"
 #include "store.h"
 #include "tag.h"
 #include "util.h"
@@ -127,6 +130,17 @@ cloud_groups_new(struct event_base *base, struct store *store,
 	}
 	json_free(list);
 	return (cg);
+}
+
+/* Send what every group holds now. */
+void
+cloud_groups_flush(struct cloud_groups *cg)
+{
+	size_t	i;
+
+	for (i = 0; i < cg->n; i++)
+		if (cg->v[i].group != NULL)
+			group_flush(cg->v[i].group);
 }
 
 /* Stop the groups (what is stored stays). */
@@ -613,4 +627,352 @@ cloud_form_json(const struct multipart *mp, const char *const *files,
 		free(key);
 	}
 	return (doc);
+}
+
+/* --- store and forward ---------------------------------------------------- */
+
+struct cloud_disk {
+	char	*name;
+	char	*dir;
+};
+
+static struct cloud_disk	*cloud_disks;
+static size_t			 cloud_ndisks;
+static int			 cloud_cache_sync = 1;
+static unsigned int		 cloud_cache_commit_ms = 100;
+
+static const char *const cloud_saf_drops[] = { "oldest", "newest", NULL };
+
+static const struct json_field cloud_saf_fields[] = {
+	{ "enable", JF_BOOL, 0, 0, 0, NULL, "false", NULL, NULL },
+	{ "targetDiskName", JF_STRING, 0, 0, 255, NULL, NULL, NULL, NULL },
+	{ "desiredDiskCacheSizeMB", JF_INT, 0, 1, 1048576, NULL, "64", NULL,
+	    NULL },
+	{ "timeToLiveSec", JF_INT, 0, 0, 31536000, NULL, "86400", NULL,
+	    NULL },
+	{ "dropBehavior", JF_ENUM, 0, 0, 0, cloud_saf_drops, "\"oldest\"",
+	    NULL, NULL },
+	{ "sendDelayMillsecond", JF_INT, 0, 0, 1000, NULL, "0", NULL, NULL },
+	{ "strictOrder", JF_BOOL, 0, 0, 0, NULL, "false", NULL, NULL },
+	{ "disks", JF_ANY, JF_READONLY, 0, 0, NULL, NULL, NULL, NULL },
+	{ "backlog", JF_ANY, JF_READONLY, 0, 0, NULL, NULL, NULL, NULL },
+	{ NULL, 0, 0, 0, 0, NULL, NULL, NULL, NULL }
+};
+
+/*
+ * Where caches may live: "Name=dir[,Name=dir...]" from cache_disks, or
+ * "System=<datadir>/cache" when that is empty; sync and commit_ms as
+ * uplinkd.conf says.  0, or -1 with *cause for a malformed list.
+ */
+int
+cloud_saf_init(const char *disks, const char *datadir, int sync,
+    unsigned int commit_ms, char **cause)
+{
+	char	*copy, *p, *tok, *eq;
+	size_t	 i;
+
+	for (i = 0; i < cloud_ndisks; i++) {
+		free(cloud_disks[i].name);
+		free(cloud_disks[i].dir);
+	}
+	free(cloud_disks);
+	cloud_disks = NULL;
+	cloud_ndisks = 0;
+	cloud_cache_sync = sync;
+	cloud_cache_commit_ms = commit_ms;
+	if (disks == NULL)
+		return (0);
+	if (*disks == '\0') {
+		cloud_disks = xcalloc(1, sizeof *cloud_disks);
+		cloud_disks[0].name = xstrdup("System");
+		cloud_disks[0].dir = util_path(datadir, "cache");
+		cloud_ndisks = 1;
+		return (0);
+	}
+	copy = xstrdup(disks);
+	for (p = copy; (tok = strsep(&p, ",")) != NULL; ) {
+		while (*tok == ' ')
+			tok++;
+		if (*tok == '\0')
+			continue;
+		if ((eq = strchr(tok, '=')) == NULL || eq == tok ||
+		    eq[1] != '/') {
+			xasprintf(cause, "cache_disks: \"%s\" must be "
+			    "Name=/absolute/dir", tok);
+			free(copy);
+			return (-1);
+		}
+		*eq = '\0';
+		cloud_disks = xreallocarray(cloud_disks, cloud_ndisks + 1,
+		    sizeof *cloud_disks);
+		cloud_disks[cloud_ndisks].name = xstrdup(tok);
+		cloud_disks[cloud_ndisks++].dir = xstrdup(eq + 1);
+	}
+	free(copy);
+	if (cloud_ndisks == 0) {
+		xasprintf(cause, "cache_disks: no disk named");
+		return (-1);
+	}
+	return (0);
+}
+
+/* The disk named name, or NULL. */
+static const struct cloud_disk *
+cloud_disk(const char *name)
+{
+	size_t	i;
+
+	for (i = 0; name != NULL && i < cloud_ndisks; i++)
+		if (strcmp(cloud_disks[i].name, name) == 0)
+			return (&cloud_disks[i]);
+	return (NULL);
+}
+
+/* The mount point and device holding path (longest /proc/mounts match). */
+static void
+cloud_mount_of(const char *path, char **mount, char **device)
+{
+	FILE	*f;
+	char	 dev[512], mnt[512], best_dev[512] = "", best[512] = "/";
+	char	 real[4096];
+	size_t	 len, bestlen = 0;
+
+	if (realpath(path, real) == NULL)
+		snprintf(real, sizeof real, "%s", path);
+	if ((f = fopen("/proc/mounts", "r")) != NULL) {
+		while (fscanf(f, "%511s %511s %*s %*s %*d %*d", dev,
+		    mnt) == 2) {
+			len = strlen(mnt);
+			if (strncmp(real, mnt, len) == 0 && (real[len] == '/' ||
+			    real[len] == '\0' || len == 1) && len >= bestlen) {
+				bestlen = len;
+				snprintf(best, sizeof best, "%s", mnt);
+				snprintf(best_dev, sizeof best_dev, "%s", dev);
+			}
+		}
+		fclose(f);
+	}
+	*mount = xstrdup(best);
+	*device = xstrdup(best_dev);
+}
+
+/* The disks as the API shows them (statvfs figures); caller frees. */
+struct json *
+cloud_saf_disks(void)
+{
+	struct json	*a, *d;
+	struct statvfs	 sv;
+	char		*mount, *device, *cause;
+	size_t		 i;
+	uint64_t	 total = 0, freeb = 0, avail = 0;
+
+	a = json_new_array();
+	for (i = 0; i < cloud_ndisks; i++) {
+		if (util_mkdirs(cloud_disks[i].dir, 0700, &cause) != 0)
+			free(cause);
+		if (statvfs(cloud_disks[i].dir, &sv) == 0) {
+			total = (uint64_t)sv.f_blocks * sv.f_frsize;
+			freeb = (uint64_t)sv.f_bfree * sv.f_frsize;
+			avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+		}
+		cloud_mount_of(cloud_disks[i].dir, &mount, &device);
+		d = json_new_object();
+		json_set(d, "name", json_new_string(cloud_disks[i].name));
+		json_set(d, "mount", json_new_string(mount));
+		json_set(d, "device", json_new_string(device));
+		json_set(d, "total", json_new_uint(total));
+		json_set(d, "used", json_new_uint(total - freeb));
+		json_set(d, "free", json_new_uint(avail));
+		json_array_push(a, d);
+		free(mount);
+		free(device);
+	}
+	return (a);
+}
+
+/* The stored settings of a connection's cache, defaults filled. */
+struct json *
+cloud_saf_get(struct store *store, const char *owner)
+{
+	struct json	*doc;
+	char		*key, *cause;
+
+	xasprintf(&key, "saf.%s", owner);
+	if ((doc = store_get_doc(store, key)) == NULL)
+		doc = json_new_object();
+	free(key);
+	if (json_validate(doc, cloud_saf_fields, &cause) != 0) {
+		free(cause);
+		json_free(doc);
+		doc = json_new_object();
+		json_validate(doc, cloud_saf_fields, &cause);
+	}
+	if (json_get(doc, "targetDiskName") == NULL && cloud_ndisks != 0)
+		json_set(doc, "targetDiskName",
+		    json_new_string(cloud_disks[0].name));
+	return (doc);
+}
+
+/*
+ * Validate and store new settings (body edited; a PUT merges over the
+ * stored ones).  *out the stored document (caller frees).
+ */
+int
+cloud_saf_put(struct store *store, const char *owner, struct json *body,
+    struct json **out, char **cause)
+{
+	struct json	*doc;
+	char		*key;
+	const char	*disk;
+
+	if (json_type(body) != JSON_OBJECT) {
+		xasprintf(cause, "body: must be a store-and-forward object");
+		return (-1);
+	}
+	doc = cloud_saf_get(store, owner);
+	json_merge(doc, body);
+	if (json_validate(doc, cloud_saf_fields, cause) != 0) {
+		json_free(doc);
+		return (-1);
+	}
+	disk = json_get_string(doc, "targetDiskName");
+	if (cloud_disk(disk) == NULL) {
+		xasprintf(cause, "targetDiskName: must be the name of one of "
+		    "disks[] (\"%s\" is not)", disk != NULL ? disk : "");
+		json_free(doc);
+		return (-1);
+	}
+	xasprintf(&key, "saf.%s", owner);
+	if (store_put_doc(store, key, doc, cause) != 0) {
+		free(key);
+		json_free(doc);
+		return (-1);
+	}
+	free(key);
+	*out = doc;
+	return (0);
+}
+
+/* The cache file of a connection on its disk; caller frees. */
+static char *
+cloud_saf_file(const struct json *doc, const char *owner)
+{
+	const struct cloud_disk	*d;
+	char			*p;
+
+	if ((d = cloud_disk(json_get_string(doc, "targetDiskName"))) == NULL)
+		d = &cloud_disks[0];
+	xasprintf(&p, "%s/%s.tcb", d->dir, owner);
+	return (p);
+}
+
+/*
+ * Put settings into effect for ob: open (or re-tune) the cache, or go
+ * back to memory only.  A cache that cannot open leaves memory only and
+ * says why.
+ */
+int
+cloud_saf_apply(struct event_base *base, struct outbox *ob, const char *owner,
+    const struct json *doc, char **cause)
+{
+	struct cache_cfg	 cfg;
+	struct cache		*c = outbox_cache(ob);
+	char			*path, *dir, *slash;
+
+	if (!json_bool(json_get(doc, "enable")) || cloud_ndisks == 0) {
+		if (c != NULL)
+			log_info("outbox %s: store and forward off", owner);
+		outbox_set_cache(ob, base, NULL, 0, 0);
+		return (0);
+	}
+	memset(&cfg, 0, sizeof cfg);
+	cfg.cap_bytes = (uint64_t)json_int(json_get(doc,
+	    "desiredDiskCacheSizeMB")) << 20;
+	cfg.ttl_sec = json_int(json_get(doc, "timeToLiveSec"));
+	cfg.drop_newest = strcmp(json_get_string(doc, "dropBehavior"),
+	    "newest") == 0;
+	path = cloud_saf_file(doc, owner);
+	if (c != NULL && strcmp(cache_path(c), path) == 0) {
+		cache_set(c, &cfg);
+		outbox_set_cache(ob, base, c,
+		    json_bool(json_get(doc, "strictOrder")),
+		    json_int(json_get(doc, "sendDelayMillsecond")));
+		free(path);
+		return (0);
+	}
+	dir = xstrdup(path);
+	if ((slash = strrchr(dir, '/')) != NULL)
+		*slash = '\0';
+	if (util_mkdirs(dir, 0700, cause) != 0) {
+		free(dir);
+		free(path);
+		outbox_set_cache(ob, base, NULL, 0, 0);
+		return (-1);
+	}
+	free(dir);
+	c = cache_open(base, path, owner, cloud_cache_sync,
+	    cloud_cache_commit_ms, &cfg, cause);
+	free(path);
+	if (c == NULL) {
+		outbox_set_cache(ob, base, NULL, 0, 0);
+		return (-1);
+	}
+	outbox_set_cache(ob, base, c, json_bool(json_get(doc, "strictOrder")),
+	    json_int(json_get(doc, "sendDelayMillsecond")));
+	log_info("outbox %s: store and forward on file=%s cap=%" PRIu64 "MB",
+	    owner, cache_path(c), cfg.cap_bytes >> 20);
+	return (0);
+}
+
+/* The settings with the disks and the live backlog; caller frees. */
+struct json *
+cloud_saf_view(const struct json *doc, struct outbox *ob)
+{
+	struct json	*v, *b, *d;
+	struct cache	*c = outbox_cache(ob);
+	int64_t		 oldest;
+	int		 i;
+
+	v = json_copy(doc);
+	json_set(v, "disks", cloud_saf_disks());
+	b = json_new_object();
+	json_set(b, "messages", json_new_uint(c != NULL ? cache_count(c) : 0));
+	json_set(b, "bytes", json_new_uint(c != NULL ? cache_bytes(c) : 0));
+	json_set(b, "diskBytes", json_new_uint(c != NULL ?
+	    cache_disk_bytes(c) : 0));
+	oldest = c != NULL ? cache_oldest_us(c) : 0;
+	json_set(b, "oldestAgeSec", json_new_int(oldest == 0 ? 0 :
+	    (util_wall_us() - oldest) / 1000000));
+	json_set(b, "replayRate", json_new_double(outbox_replay_rate(ob)));
+	d = json_new_object();
+	for (i = 0; i < CACHE_NDROPS; i++)
+		json_set(d, cache_drop_name(i), json_new_uint(c != NULL ?
+		    cache_drops(c, i) : 0));
+	json_set(b, "dropped", d);
+	json_set(b, "memoryMessages", json_new_uint(outbox_queued(ob)));
+	json_set(v, "backlog", b);
+	return (v);
+}
+
+/* Delete a connection's stored settings and cache file (it is gone). */
+void
+cloud_saf_remove(struct store *store, const char *owner)
+{
+	struct json	*doc;
+	char		*key, *path, *wal, *cause;
+
+	doc = cloud_saf_get(store, owner);
+	path = cloud_saf_file(doc, owner);
+	unlink(path);
+	xasprintf(&wal, "%s.wal", path);
+	unlink(wal);
+	free(wal);
+	free(path);
+	json_free(doc);
+	xasprintf(&key, "saf.%s", owner);
+	if (store_put_doc(store, key, json_new_object(), &cause) != 0) {
+		log_warnx("%s", cause);
+		free(cause);
+	}
+	free(key);
 }

@@ -9,6 +9,7 @@ struct event_base;
 struct group_target;
 struct json;
 struct multipart;
+struct outbox;
 struct store;
 
 /*
@@ -23,6 +24,7 @@ struct cloud_groups;
 struct cloud_groups *cloud_groups_new(struct event_base *, struct store *,
 		    const char *, const char *, const struct group_target *);
 void		 cloud_groups_free(struct cloud_groups *);
+void		 cloud_groups_flush(struct cloud_groups *);
 void		 cloud_groups_purge(struct cloud_groups *);
 void		 cloud_groups_retarget(struct cloud_groups *,
 		    const struct group_target *);
@@ -45,5 +47,16 @@ int		 cloud_cert_save(const char *, const struct multipart *,
 void		 cloud_cert_remove(const char *, const char *const *);
 struct json	*cloud_form_json(const struct multipart *,
 		    const char *const *, char **);
+
+int		 cloud_saf_init(const char *, const char *, int, unsigned int,
+		    char **);
+struct json	*cloud_saf_disks(void);
+struct json	*cloud_saf_get(struct store *, const char *);
+int		 cloud_saf_put(struct store *, const char *, struct json *,
+		    struct json **, char **);
+int		 cloud_saf_apply(struct event_base *, struct outbox *,
+		    const char *, const struct json *, char **);
+struct json	*cloud_saf_view(const struct json *, struct outbox *);
+void		 cloud_saf_remove(struct store *, const char *);
 
 #endif

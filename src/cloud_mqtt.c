@@ -243,13 +243,21 @@ cloud_mqtt_start(uint64_t id, struct json *doc)
 	struct cloud_mqtt_client	*c;
 	struct link_cfg			 cfg;
 	struct group_target		 t;
-	char				*coll;
+	struct json			*saf;
+	char				*coll, *cause;
 
 	c = xcalloc(1, sizeof *c);
 	c->id = id;
 	c->doc = doc;
 	xasprintf(&c->name, "mqtt-%" PRIu64, id);
 	c->outbox = outbox_new(c->name, cm->ob_messages, cm->ob_bytes);
+	saf = cloud_saf_get(cm->store, c->name);
+	if (cloud_saf_apply(cm->base, c->outbox, c->name, saf, &cause) != 0) {
+		log_warnx("mqtt: client %" PRIu64 ": store and forward: %s",
+		    id, cause);
+		free(cause);
+	}
+	json_free(saf);
 	cloud_mqtt_link_cfg(c, &cfg);
 	c->link = link_new(cm->base, c->name, &cfg, &cloud_mqtt_link_ops, c);
 	link_cfg_clear(&cfg);
@@ -265,10 +273,14 @@ cloud_mqtt_start(uint64_t id, struct json *doc)
 	return (c);
 }
 
-/* Stop a client and free its runtime (what is stored stays). */
+/*
+ * Stop a client and free its runtime (what is stored stays).  What the
+ * groups hold goes to the outbox, and with store and forward on, to disk.
+ */
 static void
 cloud_mqtt_stop(struct cloud_mqtt_client *c)
 {
+	cloud_groups_flush(c->groups);
 	cloud_groups_free(c->groups);
 	link_free(c->link);
 	outbox_free(c->outbox);
@@ -583,6 +595,7 @@ cloud_mqtt_delete(uint64_t id, char **cause)
 {
 	struct cloud_mqtt_client	*c;
 	size_t				 i;
+	char				*owner;
 
 	if ((c = cloud_mqtt_find(id)) == NULL) {
 		xasprintf(cause, "MQTT client %" PRIu64 " not found", id);
@@ -597,7 +610,10 @@ cloud_mqtt_delete(uint64_t id, char **cause)
 			break;
 	memmove(&cm->v[i], &cm->v[i + 1], (cm->n - i - 1) * sizeof *cm->v);
 	cm->n--;
+	owner = xstrdup(c->name);
 	cloud_mqtt_stop(c);
+	cloud_saf_remove(cm->store, owner);
+	free(owner);
 	log_info("mqtt: client %" PRIu64 " deleted", id);
 	return (0);
 }
@@ -634,6 +650,47 @@ cloud_mqtt_clear_certs(uint64_t id, struct json **out, int *status,
 	link_reconfigure(c->link, &cfg);
 	link_cfg_clear(&cfg);
 	*out = cloud_mqtt_view(c);
+	return (0);
+}
+
+/* GET .../store-and-forward: the settings and the backlog. */
+struct json *
+cloud_mqtt_saf_get(uint64_t id)
+{
+	struct cloud_mqtt_client	*c;
+	struct json			*doc, *v;
+
+	if ((c = cloud_mqtt_find(id)) == NULL)
+		return (NULL);
+	doc = cloud_saf_get(cm->store, c->name);
+	v = cloud_saf_view(doc, c->outbox);
+	json_free(doc);
+	return (v);
+}
+
+/* PUT .../store-and-forward; -1 with *status (404, 400) and *cause. */
+int
+cloud_mqtt_saf_put(uint64_t id, struct json *body, struct json **out,
+    int *status, char **cause)
+{
+	struct cloud_mqtt_client	*c;
+	struct json			*doc;
+
+	*status = 400;
+	if ((c = cloud_mqtt_find(id)) == NULL) {
+		*status = 404;
+		xasprintf(cause, "MQTT client %" PRIu64 " not found", id);
+		return (-1);
+	}
+	if (cloud_saf_put(cm->store, c->name, body, &doc, cause) != 0)
+		return (-1);
+	if (cloud_saf_apply(cm->base, c->outbox, c->name, doc, cause) != 0) {
+		*status = 500;
+		json_free(doc);
+		return (-1);
+	}
+	*out = cloud_saf_view(doc, c->outbox);
+	json_free(doc);
 	return (0);
 }
 

@@ -27,5 +27,8 @@ int		 cloud_mqtt_update(uint64_t, struct json *,
 int		 cloud_mqtt_delete(uint64_t, char **);
 int		 cloud_mqtt_clear_certs(uint64_t, struct json **, int *,
 		    char **);
+struct json	*cloud_mqtt_saf_get(uint64_t);
+int		 cloud_mqtt_saf_put(uint64_t, struct json *, struct json **,
+		    int *, char **);
 
 #endif

@@ -29,6 +29,7 @@ enum conf_type {
 	CONF_UINT,
 	CONF_MODE,	/* octal file mode */
 	CONF_STRING,	/* any text up to max bytes */
+	CONF_BOOL,	/* yes | no */
 	CONF_LEVEL	/* warning | info | debug */
 };
 
@@ -86,6 +87,10 @@ static const struct conf_key conf_keys[] = {
 	    10000000 },
 	{ "outbox_bytes", CONF_UINT, O(outbox_bytes), "16777216", 65536,
 	    1073741824 },
+	{ "cache_disks", CONF_STRING, O(cache_disks), "", 0, 4096 },
+	{ "cache_sync", CONF_BOOL, O(cache_sync), "yes", 0, 0 },
+	{ "cache_commit_ms", CONF_UINT, O(cache_commit_ms), "100", 10,
+	    10000 },
 	{ NULL, 0, 0, NULL, 0, 0 }
 };
 
@@ -228,6 +233,17 @@ conf_apply(struct conf *c, const struct conf_key *k, const char *v,
 		}
 		free(*sp);
 		*sp = xstrdup(v);
+		break;
+	case CONF_BOOL:
+		if (strcmp(v, "yes") == 0)
+			*ip = 1;
+		else if (strcmp(v, "no") == 0)
+			*ip = 0;
+		else {
+			xasprintf(cause, "%s: must be yes or no, not \"%s\"",
+			    k->name, v);
+			return (-1);
+		}
 		break;
 	case CONF_LEVEL:
 		for (i = 0; i < 3; i++)
@@ -401,6 +417,10 @@ conf_dump(const struct conf *c, FILE *f)
 		case CONF_LEVEL:
 			fprintf(f, "%s = %s\n", k->name,
 			    conf_levels[*(const int *)p]);
+			break;
+		case CONF_BOOL:
+			fprintf(f, "%s = %s\n", k->name,
+			    *(const int *)p ? "yes" : "no");
 			break;
 		}
 	}

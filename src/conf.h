@@ -34,6 +34,9 @@ struct conf {
 	char		*dns_servers;
 	unsigned int	 outbox_messages;
 	unsigned int	 outbox_bytes;
+	char		*cache_disks;
+	int		 cache_sync;
+	unsigned int	 cache_commit_ms;
 };
 
 void	conf_set_basedir(const char *);

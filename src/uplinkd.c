@@ -461,6 +461,10 @@ main(int argc, char **argv)
 	    uplinkd.conf.datadir);
 	if (tagsrc_mqtt_init(uplinkd.base, &uplinkd.conf, &cause) != 0)
 		uplinkd_fail("%s", cause);
+	if (cloud_saf_init(uplinkd.conf.cache_disks, uplinkd.conf.datadir,
+	    uplinkd.conf.cache_sync, uplinkd.conf.cache_commit_ms,
+	    &cause) != 0)
+		uplinkd_fail("%s", cause);
 	if (cloud_mqtt_init(uplinkd.base, uplinkd.store,
 	    uplinkd.conf.outbox_messages, uplinkd.conf.outbox_bytes,
 	    &cause) != 0)
@@ -494,6 +498,7 @@ main(int argc, char **argv)
 	event_base_loop(uplinkd.base, EVLOOP_NONBLOCK);
 	link_dns_free();
 	cloud_init(NULL);
+	cloud_saf_init(NULL, NULL, 0, 0, NULL);
 	auth_free();
 	store_close(uplinkd.store);
 	metrics_free();

@@ -1,0 +1,844 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * The store-and-forward cache of one link.
+ *
+ * Messages are records of a Tokyo Cabinet B+tree file, keyed by a 64-bit
+ * sequence number in big-endian order, so the tree's order is the order
+ * they were made in.  Key 0 holds the cache's own bookkeeping.
+ *
+ * Writes are group-committed: new messages and deletions wait in memory
+ * and a timer (commit_ms, 100 ms by default) writes them in one
+ * transaction, synchronised to disk if asked; a power cut loses at most
+ * that window, and Tokyo Cabinet's write-ahead log keeps the file whole.
+ * A commit writes a bounded number of records; more wait for the next
+ * loop turn, so no turn is long.  A message leaves the cache only when
+ * the broker acknowledged it (cache_ack()).
+ *
+ * The size cap counts everything the cache has on disk.  The file does
+ * not shrink when records go (freed pages are reused), so the cache keeps
+ * the bytes of live records under a budget that it lowers whenever the
+ * file outgrows the cap; an empty cache truncates its file.  When full,
+ * the oldest messages go, or the newest are refused; expired messages go
+ * too; every drop is counted by reason.  A full or failing disk is logged
+ * once, its drops counted, and retried; the rest of the daemon goes on.
+ * A damaged file is opened by copying out what can still be read.
+ */
+
+#include <sys/queue.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <tcutil.h>
+#include <tcbdb.h>
+
+#include <event2/event.h>
+
+#include "cache.h"
+#include "log.h"
+#include "util.h"
+#include "xmalloc.h"
+
+#define CACHE_HDR		16		/* bytes before the topic */
+#define CACHE_OVERHEAD		24		/* per record, key included */
+#define CACHE_COMMIT_BATCH	8192		/* records per transaction */
+#define CACHE_STAGE_MAX		(16u << 20)	/* bytes waiting in memory */
+#define CACHE_ERR_LOG_MS	60000
+#define CACHE_META_VERSION	1
+
+struct cache_stage {
+	TAILQ_ENTRY(cache_stage) entry;
+	uint64_t		 seq;
+	char			*val;
+	size_t			 vlen;
+};
+TAILQ_HEAD(cache_stage_list, cache_stage);
+
+struct cache {
+	char			*path;
+	char			*name;
+	TCBDB			*bdb;
+	int			 sync;
+	unsigned int		 commit_ms;
+	struct cache_cfg	 cfg;
+
+	uint64_t		 next_seq;
+	uint64_t		 db_count;	/* live committed records */
+	uint64_t		 db_bytes;
+	struct cache_stage_list	 stage;
+	uint64_t		 nstage;
+	uint64_t		 stage_bytes;
+	uint64_t		*dels;		/* committed, to delete */
+	size_t			 ndels;
+	size_t			 capdels;
+	uint64_t		 budget;	/* live bytes allowed */
+	uint64_t		 disk_bytes;
+
+	struct event		*commit_ev;
+	int			 commit_armed;
+	struct event		*sweep_ev;
+	uint64_t		 drops[CACHE_NDROPS];
+	int			 failing;
+	uint64_t		 last_err_log;
+	uint64_t		 failed_commits;
+};
+
+static const char *cache_drop_names[CACHE_NDROPS] = {
+	"ttl", "full-oldest", "full-newest", "disk-error"
+};
+
+static void	cache_commit_cb(evutil_socket_t, short, void *);
+static void	cache_sweep_cb(evutil_socket_t, short, void *);
+static void	cache_schedule(struct cache *, int);
+static void	cache_enforce(struct cache *, uint64_t);
+static int	cache_is_del(const struct cache *, uint64_t);
+
+/* A sequence number as its 8-byte big-endian key. */
+static void
+cache_key(uint64_t seq, unsigned char k[8])
+{
+	int	i;
+
+	for (i = 7; i >= 0; i--) {
+		k[i] = seq & 0xff;
+		seq >>= 8;
+	}
+}
+
+/* A key back to its sequence number. */
+static uint64_t
+cache_seq(const void *kbuf, int ksiz)
+{
+	const unsigned char	*k = kbuf;
+	uint64_t		 seq = 0;
+	int			 i;
+
+	if (ksiz != 8)
+		return (0);
+	for (i = 0; i < 8; i++)
+		seq = (seq << 8) | k[i];
+	return (seq);
+}
+
+/* The bytes a record stands for in the budget. */
+static uint64_t
+cache_cost(size_t vlen)
+{
+	return (vlen + CACHE_OVERHEAD);
+}
+
+/* The Tokyo Cabinet error, as text. */
+static const char *
+cache_tcerr(const struct cache *c)
+{
+	return (tcbdberrmsg(tcbdbecode(c->bdb)));
+}
+
+/* Bytes on disk of the file and its write-ahead log (as du counts). */
+static uint64_t
+cache_du(const char *path)
+{
+	struct stat	 st;
+	uint64_t	 n = 0;
+	char		*wal;
+
+	if (stat(path, &st) == 0)
+		n += (uint64_t)st.st_blocks * 512;
+	xasprintf(&wal, "%s.wal", path);
+	if (stat(wal, &st) == 0)
+		n += (uint64_t)st.st_blocks * 512;
+	free(wal);
+	return (n);
+}
+
+/* Write the bookkeeping record (inside a transaction). */
+static int
+cache_meta_put(struct cache *c)
+{
+	unsigned char	k[8], v[24];
+	uint64_t	x[3];
+	int		i, j;
+
+	cache_key(0, k);
+	x[0] = CACHE_META_VERSION;
+	x[1] = c->db_bytes;
+	x[2] = c->next_seq;
+	for (i = 0; i < 3; i++)
+		for (j = 0; j < 8; j++)
+			v[i * 8 + j] = x[i] >> (56 - 8 * j);
+	return (tcbdbput(c->bdb, k, 8, v, sizeof v) ? 0 : -1);
+}
+
+/* Read the bookkeeping record and the highest key. */
+static void
+cache_meta_get(struct cache *c)
+{
+	unsigned char	 k[8];
+	const void	*v, *kb;
+	int		 vs, ks, i, j;
+	uint64_t	 x[3] = { 0, 0, 0 };
+	BDBCUR		*cur;
+
+	cache_key(0, k);
+	v = tcbdbget3(c->bdb, k, 8, &vs);
+	if (v != NULL && vs == 24) {
+		for (i = 0; i < 3; i++)
+			for (j = 0; j < 8; j++)
+				x[i] = (x[i] << 8) | ((const unsigned char *)v)
+				    [i * 8 + j];
+	}
+	c->db_count = tcbdbrnum(c->bdb);
+	if (v != NULL)
+		c->db_count--;
+	c->db_bytes = x[1];
+	c->next_seq = x[2] > 0 ? x[2] : 1;
+	cur = tcbdbcurnew(c->bdb);
+	if (tcbdbcurlast(cur) && (kb = tcbdbcurkey3(cur, &ks)) != NULL &&
+	    cache_seq(kb, ks) >= c->next_seq)
+		c->next_seq = cache_seq(kb, ks) + 1;
+	tcbdbcurdel(cur);
+	if (c->db_count == 0)
+		c->db_bytes = 0;
+}
+
+/* A new Tokyo Cabinet object, tuned for a queue. */
+static TCBDB *
+cache_bdb_new(void)
+{
+	TCBDB	*bdb;
+
+	if ((bdb = tcbdbnew()) == NULL)
+		fatalx("tcbdbnew failed");
+	/* Few cached pages: memory does not grow with the backlog. */
+	tcbdbtune(bdb, 128, 256, 32749, 8, 10, BDBTLARGE);
+	tcbdbsetcache(bdb, 32, 32);
+	tcbdbsetdfunit(bdb, 8);
+	return (bdb);
+}
+
+/*
+ * A damaged file: copy out every record still readable into a new file
+ * at the same path; the rest is lost, and the log says how much was kept.
+ */
+static int
+cache_salvage(struct cache *c, int omode, char **cause)
+{
+	char		*bad;
+	TCBDB		*old;
+	BDBCUR		*cur;
+	const void	*kb, *vb;
+	int		 ks, vs;
+	uint64_t	 kept = 0;
+
+	xasprintf(&bad, "%s.damaged", c->path);
+	if (rename(c->path, bad) == -1) {
+		xasprintf(cause, "cache %s: damaged (%s) and cannot be moved "
+		    "aside: %s", c->path, cache_tcerr(c), strerror(errno));
+		free(bad);
+		return (-1);
+	}
+	tcbdbdel(c->bdb);
+	c->bdb = cache_bdb_new();
+	if (!tcbdbopen(c->bdb, c->path, omode | BDBOCREAT | BDBOTRUNC)) {
+		xasprintf(cause, "cache %s: %s", c->path, cache_tcerr(c));
+		free(bad);
+		return (-1);
+	}
+	old = cache_bdb_new();
+	if (tcbdbopen(old, bad, BDBOREADER | BDBONOLCK)) {
+		cur = tcbdbcurnew(old);
+		if (tcbdbcurfirst(cur)) {
+			tcbdbtranbegin(c->bdb);
+			do {
+				kb = tcbdbcurkey3(cur, &ks);
+				vb = tcbdbcurval3(cur, &vs);
+				if (kb == NULL || vb == NULL)
+					break;
+				if (tcbdbput(c->bdb, kb, ks, vb, vs))
+					kept++;
+			} while (tcbdbcurnext(cur));
+			tcbdbtrancommit(c->bdb);
+		}
+		tcbdbcurdel(cur);
+		tcbdbclose(old);
+	}
+	tcbdbdel(old);
+	unlink(bad);
+	free(bad);
+	log_warnx("cache %s: the file was damaged; kept %" PRIu64 " records, "
+	    "the rest is lost", c->name, kept);
+	return (0);
+}
+
+/*
+ * Open (creating if needed) the cache at path for link name.  sync: every
+ * commit reaches the disk before it returns.  A damaged file is salvaged.
+ */
+struct cache *
+cache_open(struct event_base *base, const char *path, const char *name,
+    int sync, unsigned int commit_ms, const struct cache_cfg *cfg,
+    char **cause)
+{
+	struct cache	*c;
+	struct timeval	 tv = { 1, 0 };
+	int		 omode;
+
+	c = xcalloc(1, sizeof *c);
+	c->path = xstrdup(path);
+	c->name = xstrdup(name);
+	c->sync = sync;
+	c->commit_ms = commit_ms > 0 ? commit_ms : 100;
+	c->cfg = *cfg;
+	TAILQ_INIT(&c->stage);
+	c->bdb = cache_bdb_new();
+	omode = BDBOWRITER | BDBOCREAT | BDBOLCKNB | (sync ? BDBOTSYNC : 0);
+	if (!tcbdbopen(c->bdb, path, omode)) {
+		switch (tcbdbecode(c->bdb)) {
+		case TCELOCK:
+		case TCENOPERM:
+		case TCEOPEN:
+		case TCENOFILE:
+			xasprintf(cause, "cache %s: %s", path, cache_tcerr(c));
+			goto fail;
+		default:
+			if (cache_salvage(c, omode, cause) != 0)
+				goto fail;
+		}
+	}
+	cache_meta_get(c);
+	if (tcbdbecode(c->bdb) != TCESUCCESS &&
+	    tcbdbecode(c->bdb) != TCENOREC) {
+		/* Opened, but its pages do not read back. */
+		if (cache_salvage(c, omode, cause) != 0)
+			goto fail;
+		cache_meta_get(c);
+	}
+	c->disk_bytes = cache_du(path);
+	c->budget = cfg->cap_bytes * 6 / 10;
+	c->commit_ev = evtimer_new(base, cache_commit_cb, c);
+	c->sweep_ev = event_new(base, -1, EV_PERSIST, cache_sweep_cb, c);
+	evtimer_add(c->sweep_ev, &tv);
+	if (c->db_count != 0)
+		log_info("cache %s: opened with %" PRIu64 " messages "
+		    "(%" PRIu64 " bytes) waiting", c->name, c->db_count,
+		    c->db_bytes);
+	return (c);
+fail:
+	tcbdbdel(c->bdb);
+	free(c->path);
+	free(c->name);
+	free(c);
+	return (NULL);
+}
+
+/* New limits (takes effect at once). */
+void
+cache_set(struct cache *c, const struct cache_cfg *cfg)
+{
+	c->cfg = *cfg;
+	c->budget = cfg->cap_bytes * 6 / 10;
+	cache_enforce(c, 0);
+}
+
+/* Write what waits, then close. */
+void
+cache_close(struct cache *c)
+{
+	int	tries;
+
+	if (c == NULL)
+		return;
+	for (tries = 0; (c->nstage != 0 || c->ndels != 0) && tries < 1000 &&
+	    !c->failing; tries++)
+		cache_commit(c);
+	if (c->nstage != 0)
+		log_warnx("cache %s: %" PRIu64 " messages could not be written "
+		    "at close", c->name, c->nstage);
+	if (!tcbdbclose(c->bdb))
+		log_warnx("cache %s: close: %s", c->name, cache_tcerr(c));
+	tcbdbdel(c->bdb);
+	while (!TAILQ_EMPTY(&c->stage)) {
+		struct cache_stage *s = TAILQ_FIRST(&c->stage);
+		TAILQ_REMOVE(&c->stage, s, entry);
+		free(s->val);
+		free(s);
+	}
+	if (c->commit_ev != NULL)
+		event_free(c->commit_ev);
+	if (c->sweep_ev != NULL)
+		event_free(c->sweep_ev);
+	free(c->dels);
+	free(c->path);
+	free(c->name);
+	free(c);
+}
+
+/* Close and delete the file (the link is gone). */
+void
+cache_remove(struct cache *c)
+{
+	char	*path, *wal;
+
+	if (c == NULL)
+		return;
+	path = xstrdup(c->path);
+	cache_close(c);
+	unlink(path);
+	xasprintf(&wal, "%s.wal", path);
+	unlink(wal);
+	free(wal);
+	free(path);
+}
+
+/* Arrange a commit: soon (now) or within the commit window. */
+static void
+cache_schedule(struct cache *c, int now)
+{
+	struct timeval	tv;
+
+	if (c->commit_armed && !now)
+		return;
+	tv.tv_sec = now ? 0 : c->commit_ms / 1000;
+	tv.tv_usec = now ? 0 : (c->commit_ms % 1000) * 1000;
+	evtimer_add(c->commit_ev, &tv);
+	c->commit_armed = 1;
+}
+
+static void
+cache_commit_cb(__attribute__((unused)) evutil_socket_t fd,
+    __attribute__((unused)) short events, void *arg)
+{
+	struct cache	*c = arg;
+
+	c->commit_armed = 0;
+	cache_commit(c);
+}
+
+/* Is seq waiting to be deleted? */
+static int
+cache_is_del(const struct cache *c, uint64_t seq)
+{
+	size_t	i;
+
+	for (i = c->ndels; i > 0; i--)
+		if (c->dels[i - 1] == seq)
+			return (1);
+	return (0);
+}
+
+/* Delete committed record seq at the next commit. */
+static void
+cache_del(struct cache *c, uint64_t seq, size_t vlen)
+{
+	if (c->ndels == c->capdels) {
+		c->capdels = c->capdels == 0 ? 256 : c->capdels * 2;
+		c->dels = xreallocarray(c->dels, c->capdels, sizeof *c->dels);
+	}
+	c->dels[c->ndels++] = seq;
+	c->db_count--;
+	if (cache_cost(vlen) < c->db_bytes)
+		c->db_bytes -= cache_cost(vlen);
+	else
+		c->db_bytes = 0;
+	cache_schedule(c, 0);
+}
+
+/* Drop a message that waits in memory. */
+static void
+cache_stage_drop(struct cache *c, struct cache_stage *s)
+{
+	TAILQ_REMOVE(&c->stage, s, entry);
+	c->nstage--;
+	c->stage_bytes -= cache_cost(s->vlen);
+	free(s->val);
+	free(s);
+}
+
+/* Log a disk problem at most once a minute. */
+static void
+cache_disk_error(struct cache *c, const char *what)
+{
+	uint64_t	now = util_now_ms();
+
+	if (!c->failing || now - c->last_err_log >= CACHE_ERR_LOG_MS) {
+		log_warnx("cache %s: %s: %s; messages are kept in memory up "
+		    "to %u MB and retried", c->name, what, cache_tcerr(c),
+		    CACHE_STAGE_MAX >> 20);
+		c->last_err_log = now;
+	}
+	c->failing = 1;
+}
+
+/*
+ * Write what waits: deletions, then up to CACHE_COMMIT_BATCH new records,
+ * in one transaction.  More waits for the next loop turn.
+ */
+void
+cache_commit(struct cache *c)
+{
+	struct cache_stage	*s;
+	unsigned char		 k[8];
+	size_t			 i, n = 0;
+	uint64_t		 bytes = 0;
+
+	if (c->nstage == 0 && c->ndels == 0)
+		return;
+	if (!tcbdbtranbegin(c->bdb)) {
+		cache_disk_error(c, "cannot begin a transaction");
+		goto retry;
+	}
+	for (i = 0; i < c->ndels; i++) {
+		cache_key(c->dels[i], k);
+		if (!tcbdbout(c->bdb, k, 8) && tcbdbecode(c->bdb) != TCENOREC)
+			goto abort;
+	}
+	TAILQ_FOREACH(s, &c->stage, entry) {
+		if (n == CACHE_COMMIT_BATCH)
+			break;
+		cache_key(s->seq, k);
+		if (!tcbdbput(c->bdb, k, 8, s->val, s->vlen))
+			goto abort;
+		bytes += cache_cost(s->vlen);
+		n++;
+	}
+	c->db_bytes += bytes;
+	if (cache_meta_put(c) != 0 || !tcbdbtrancommit(c->bdb)) {
+		c->db_bytes -= bytes;
+		goto abort;
+	}
+	if (c->failing) {
+		log_info("cache %s: writing again", c->name);
+		c->failing = 0;
+	}
+	c->ndels = 0;
+	c->db_count += n;
+	/* The first n waiting records are on disk now. */
+	while (n-- > 0)
+		cache_stage_drop(c, TAILQ_FIRST(&c->stage));
+	if (c->db_count == 0 && c->nstage == 0 &&
+	    cache_du(c->path) > (1u << 20)) {
+		/* Empty: give the space back. */
+		if (tcbdbvanish(c->bdb))
+			c->db_bytes = 0;
+	}
+	c->disk_bytes = cache_du(c->path);
+	cache_enforce(c, 0);
+	if (c->nstage != 0)
+		cache_schedule(c, 1);
+	return;
+
+abort:
+	cache_disk_error(c, "write failed");
+	tcbdbtranabort(c->bdb);
+retry:
+	c->failed_commits++;
+	/* Memory stays bounded: what cannot wait is lost. */
+	while (c->stage_bytes > CACHE_STAGE_MAX &&
+	    (s = TAILQ_FIRST(&c->stage)) != NULL) {
+		cache_stage_drop(c, s);
+		c->drops[CACHE_DROP_DISK_ERROR]++;
+	}
+	cache_schedule(c, 0);
+}
+
+/*
+ * Keep the live bytes under the budget, lowering the budget when the file
+ * has outgrown the cap; incoming is the size of a message about to come.
+ * With drop_newest nothing is evicted here (cache_put refuses instead).
+ */
+static void
+cache_enforce(struct cache *c, uint64_t incoming)
+{
+	BDBCUR			*cur;
+	const void		*kb;
+	int			 ks, vs;
+	uint64_t		 seq, live;
+	struct cache_stage	*s;
+
+	if (c->cfg.cap_bytes == 0)
+		return;
+	live = c->db_bytes + c->stage_bytes;
+	if (c->disk_bytes > c->cfg.cap_bytes && c->db_bytes > 0) {
+		/* The file holds more than live bytes: aim lower. */
+		c->budget = c->db_bytes * (c->cfg.cap_bytes / 2) /
+		    (c->disk_bytes / 2 + 1);
+		if (c->budget > c->cfg.cap_bytes / 20)
+			c->budget -= c->cfg.cap_bytes / 20;
+	}
+	if (c->cfg.drop_newest || live + incoming <= c->budget)
+		return;
+	cur = tcbdbcurnew(c->bdb);
+	if (tcbdbcurfirst(cur)) {
+		do {
+			if ((kb = tcbdbcurkey3(cur, &ks)) == NULL)
+				break;
+			seq = cache_seq(kb, ks);
+			if (seq == 0 || cache_is_del(c, seq))
+				continue;
+			vs = tcbdbvsiz(c->bdb, kb, ks);
+			cache_del(c, seq, vs > 0 ? vs : 0);
+			c->drops[CACHE_DROP_FULL_OLDEST]++;
+		} while (c->db_bytes + c->stage_bytes + incoming > c->budget &&
+		    tcbdbcurnext(cur));
+	}
+	tcbdbcurdel(cur);
+	while (c->db_bytes + c->stage_bytes + incoming > c->budget &&
+	    (s = TAILQ_FIRST(&c->stage)) != NULL) {
+		cache_stage_drop(c, s);
+		c->drops[CACHE_DROP_FULL_OLDEST]++;
+	}
+}
+
+/*
+ * Keep a message (copied).  0, or -1 if it was refused (full with
+ * drop_newest, or larger than the whole cache); drops are counted.
+ */
+int
+cache_put(struct cache *c, const char *topic, const void *payload,
+    size_t len, int qos, int retain, int64_t enq_us)
+{
+	struct cache_stage	*s;
+	size_t			 tlen = strlen(topic), vlen;
+	unsigned char		*v;
+	int			 i;
+
+	vlen = CACHE_HDR + tlen + len;
+	if (c->cfg.cap_bytes != 0 && cache_cost(vlen) > c->budget) {
+		c->drops[c->cfg.drop_newest ? CACHE_DROP_FULL_NEWEST :
+		    CACHE_DROP_FULL_OLDEST]++;
+		return (-1);
+	}
+	if (c->cfg.cap_bytes != 0 && c->db_bytes + c->stage_bytes +
+	    cache_cost(vlen) > c->budget) {
+		if (c->cfg.drop_newest) {
+			c->drops[CACHE_DROP_FULL_NEWEST]++;
+			return (-1);
+		}
+		cache_enforce(c, cache_cost(vlen));
+	}
+	v = xmalloc(vlen);
+	v[0] = 1;
+	v[1] = qos;
+	v[2] = retain != 0;
+	v[3] = 0;
+	for (i = 0; i < 4; i++)
+		v[4 + i] = tlen >> (24 - 8 * i);
+	for (i = 0; i < 8; i++)
+		v[8 + i] = (uint64_t)enq_us >> (56 - 8 * i);
+	memcpy(v + CACHE_HDR, topic, tlen);
+	if (len != 0)
+		memcpy(v + CACHE_HDR + tlen, payload, len);
+	s = xcalloc(1, sizeof *s);
+	s->seq = c->next_seq++;
+	s->val = (char *)v;
+	s->vlen = vlen;
+	TAILQ_INSERT_TAIL(&c->stage, s, entry);
+	c->nstage++;
+	c->stage_bytes += cache_cost(vlen);
+	if (c->stage_bytes >= CACHE_STAGE_MAX / 2 && !c->failing)
+		cache_schedule(c, 1);
+	else
+		cache_schedule(c, 0);
+	return (0);
+}
+
+/* Decode a stored value into rec (allocating); -1 if malformed. */
+static int
+cache_decode(uint64_t seq, const unsigned char *v, size_t vlen,
+    struct cache_rec *rec)
+{
+	size_t		tlen = 0;
+	uint64_t	enq = 0;
+	int		i;
+
+	if (vlen < CACHE_HDR || v[0] != 1)
+		return (-1);
+	for (i = 0; i < 4; i++)
+		tlen = (tlen << 8) | v[4 + i];
+	for (i = 0; i < 8; i++)
+		enq = (enq << 8) | v[8 + i];
+	if (tlen > vlen - CACHE_HDR)
+		return (-1);
+	rec->seq = seq;
+	rec->qos = v[1];
+	rec->retain = v[2];
+	rec->enq_us = (int64_t)enq;
+	rec->topic = xstrndup((const char *)v + CACHE_HDR, tlen);
+	rec->len = vlen - CACHE_HDR - tlen;
+	rec->payload = xmemdup(v + CACHE_HDR + tlen, rec->len);
+	return (0);
+}
+
+/* Has a message outlived the TTL? */
+static int
+cache_expired(const struct cache *c, int64_t enq_us, int64_t now)
+{
+	return (c->cfg.ttl_sec != 0 &&
+	    enq_us + (int64_t)c->cfg.ttl_sec * 1000000 < now);
+}
+
+/*
+ * The oldest message after sequence number after (0: from the start),
+ * skipping expired ones (dropped).  1 with rec filled (free with
+ * cache_rec_clear()), or 0 if there is none.
+ */
+int
+cache_next(struct cache *c, uint64_t after, struct cache_rec *rec)
+{
+	BDBCUR			*cur;
+	unsigned char		 k[8];
+	const void		*kb, *vb;
+	int			 ks, vs, found = 0;
+	uint64_t		 seq;
+	int64_t			 now = util_wall_us();
+	struct cache_stage	*s, *next;
+
+	cur = tcbdbcurnew(c->bdb);
+	cache_key(after + 1 > 0 ? after + 1 : 1, k);
+	if (tcbdbcurjump(cur, k, 8)) {
+		do {
+			if ((kb = tcbdbcurkey3(cur, &ks)) == NULL ||
+			    (vb = tcbdbcurval3(cur, &vs)) == NULL)
+				break;
+			seq = cache_seq(kb, ks);
+			if (seq == 0 || cache_is_del(c, seq))
+				continue;
+			if (cache_decode(seq, vb, vs, rec) != 0) {
+				cache_del(c, seq, vs);
+				c->drops[CACHE_DROP_DISK_ERROR]++;
+				continue;
+			}
+			if (cache_expired(c, rec->enq_us, now)) {
+				cache_rec_clear(rec);
+				cache_del(c, seq, vs);
+				c->drops[CACHE_DROP_TTL]++;
+				continue;
+			}
+			found = 1;
+		} while (!found && tcbdbcurnext(cur));
+	}
+	tcbdbcurdel(cur);
+	if (found)
+		return (1);
+	for (s = TAILQ_FIRST(&c->stage); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, entry);
+		if (s->seq <= after)
+			continue;
+		if (cache_decode(s->seq, (unsigned char *)s->val, s->vlen,
+		    rec) != 0)
+			continue;
+		if (cache_expired(c, rec->enq_us, now)) {
+			cache_rec_clear(rec);
+			cache_stage_drop(c, s);
+			c->drops[CACHE_DROP_TTL]++;
+			continue;
+		}
+		return (1);
+	}
+	return (0);
+}
+
+/* Free what cache_next() put in rec. */
+void
+cache_rec_clear(struct cache_rec *rec)
+{
+	free(rec->topic);
+	free(rec->payload);
+	memset(rec, 0, sizeof *rec);
+}
+
+/* The broker has message seq: it leaves the cache. */
+void
+cache_ack(struct cache *c, uint64_t seq)
+{
+	struct cache_stage	*s;
+	unsigned char		 k[8];
+	int			 vs;
+
+	TAILQ_FOREACH(s, &c->stage, entry) {
+		if (s->seq == seq) {
+			cache_stage_drop(c, s);
+			return;
+		}
+	}
+	if (cache_is_del(c, seq))
+		return;
+	cache_key(seq, k);
+	if ((vs = tcbdbvsiz(c->bdb, k, 8)) < 0)
+		return;
+	cache_del(c, seq, vs);
+}
+
+/* Once a second: expire old messages from the head. */
+static void
+cache_sweep_cb(__attribute__((unused)) evutil_socket_t fd,
+    __attribute__((unused)) short events, void *arg)
+{
+	struct cache		*c = arg;
+	struct cache_rec	 rec;
+
+	if (c->cfg.ttl_sec == 0)
+		return;
+	/* cache_next() drops expired messages on its way to a live one. */
+	memset(&rec, 0, sizeof rec);
+	if (cache_next(c, 0, &rec))
+		cache_rec_clear(&rec);
+	if (c->failing && c->nstage != 0)
+		cache_schedule(c, 0);
+}
+
+uint64_t
+cache_count(const struct cache *c)
+{
+	return (c->db_count + c->nstage);
+}
+
+uint64_t
+cache_bytes(const struct cache *c)
+{
+	return (c->db_bytes + c->stage_bytes);
+}
+
+uint64_t
+cache_disk_bytes(const struct cache *c)
+{
+	return (c->disk_bytes);
+}
+
+/* When the oldest waiting message was made (0 if none). */
+int64_t
+cache_oldest_us(struct cache *c)
+{
+	struct cache_rec	rec;
+	int64_t			t = 0;
+
+	memset(&rec, 0, sizeof rec);
+	if (cache_next(c, 0, &rec)) {
+		t = rec.enq_us;
+		cache_rec_clear(&rec);
+	}
+	return (t);
+}
+
+uint64_t
+cache_drops(const struct cache *c, enum cache_drop why)
+{
+	return (c->drops[why]);
+}
+
+const char *
+cache_drop_name(enum cache_drop why)
+{
+	return (cache_drop_names[why]);
+}
+
+const char *
+cache_path(const struct cache *c)
+{
+	return (c->path);
+}
