@@ -10,10 +10,13 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <mosquitto.h>
 
 #include "cloud.h"
 #include "cloud_mqtt.h"
@@ -24,6 +27,7 @@
 #include "metrics.h"
 #include "multipart.h"
 #include "outbox.h"
+#include "remote.h"
 #include "store.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -38,6 +42,7 @@ struct cloud_mqtt_client {
 	struct link		*link;
 	struct outbox		*outbox;
 	struct cloud_groups	*groups;
+	struct remote		*remote;	/* remote API, or NULL */
 };
 
 struct cloud_mqtt {
@@ -123,21 +128,71 @@ static void	cloud_mqtt_disconnected_cb(struct link *, void *);
 static void	cloud_mqtt_acked_cb(struct link *, int, void *);
 static void	cloud_mqtt_writable_cb(struct link *, void *);
 static void	cloud_mqtt_metrics(FILE *);
+static void	cloud_mqtt_message_cb(struct link *, const char *,
+		    const void *, size_t, void *);
+static void	cloud_mqtt_answer_cb(const char *, size_t, void *);
+static void	cloud_mqtt_remote(struct cloud_mqtt_client *);
 
 static const struct link_ops cloud_mqtt_link_ops = {
 	.connected = cloud_mqtt_connected_cb,
 	.disconnected = cloud_mqtt_disconnected_cb,
 	.acked = cloud_mqtt_acked_cb,
 	.writable = cloud_mqtt_writable_cb,
-	.message = NULL,
+	.message = cloud_mqtt_message_cb,
 };
 
 static void
-cloud_mqtt_connected_cb(__attribute__((unused)) struct link *l, void *arg)
+cloud_mqtt_connected_cb(struct link *l, void *arg)
 {
 	struct cloud_mqtt_client	*c = arg;
+	const struct json		*r = json_get(c->doc, "remoteAPI");
 
+	if (c->remote != NULL)
+		link_subscribe(l, json_get_string(r, "requestSubTopic"),
+		    json_int(json_get(r, "qos")));
 	outbox_link_connected(c->outbox);
+}
+
+/* A message on a subscribed topic: a remote REST call. */
+static void
+cloud_mqtt_message_cb(__attribute__((unused)) struct link *l,
+    const char *topic, const void *payload, size_t len, void *arg)
+{
+	struct cloud_mqtt_client	*c = arg;
+	const char			*sub;
+	bool				 match = false;
+
+	if (c->remote == NULL)
+		return;
+	sub = json_get_string(json_get(c->doc, "remoteAPI"),
+	    "requestSubTopic");
+	if (mosquitto_topic_matches_sub(sub, topic, &match) !=
+	    MOSQ_ERR_SUCCESS || !match)
+		return;
+	remote_push(c->remote, payload, len);
+}
+
+/* The answer to a remote call goes to the response topic. */
+static void
+cloud_mqtt_answer_cb(const char *text, size_t len, void *arg)
+{
+	struct cloud_mqtt_client	*c = arg;
+	const struct json		*r = json_get(c->doc, "remoteAPI");
+
+	outbox_put(c->outbox, json_get_string(r, "responsePubTopic"), text,
+	    len, json_int(json_get(r, "qos")), json_bool(json_get(r,
+	    "retain")));
+}
+
+/* Start or stop the remote API as the configuration says. */
+static void
+cloud_mqtt_remote(struct cloud_mqtt_client *c)
+{
+	remote_free(c->remote);
+	c->remote = NULL;
+	if (json_bool(json_get(json_get(c->doc, "remoteAPI"), "enable")))
+		c->remote = remote_new(cm->base, c->name,
+		    cloud_mqtt_answer_cb, c);
 }
 
 static void
@@ -262,6 +317,7 @@ cloud_mqtt_start(uint64_t id, struct json *doc)
 	c->link = link_new(cm->base, c->name, &cfg, &cloud_mqtt_link_ops, c);
 	link_cfg_clear(&cfg);
 	outbox_attach(c->outbox, c->link);
+	cloud_mqtt_remote(c);
 	cloud_mqtt_target(c, &t);
 	xasprintf(&coll, "mqtt.%" PRIu64 ".messages", id);
 	c->groups = cloud_groups_new(cm->base, cm->store, coll, c->name, &t);
@@ -282,6 +338,7 @@ cloud_mqtt_stop(struct cloud_mqtt_client *c)
 {
 	cloud_groups_flush(c->groups);
 	cloud_groups_free(c->groups);
+	remote_free(c->remote);
 	link_free(c->link);
 	outbox_free(c->outbox);
 	json_free(c->doc);
@@ -551,7 +608,7 @@ cloud_mqtt_update(uint64_t id, struct json *body, const struct multipart *mp,
 	struct json			*doc;
 	struct link_cfg			 cfg;
 	struct group_target		 t;
-	int				 qos, retain;
+	int				 qos, retain, remote_changed;
 
 	*status = 400;
 	if ((c = cloud_mqtt_find(id)) == NULL) {
@@ -573,8 +630,13 @@ cloud_mqtt_update(uint64_t id, struct json *body, const struct multipart *mp,
 	}
 	qos = json_int(json_get(c->doc, "qos"));
 	retain = json_bool(json_get(c->doc, "retain"));
+	remote_changed = !json_equal(json_get(c->doc, "remoteAPI"),
+	    json_get(doc, "remoteAPI"));
 	json_free(c->doc);
 	c->doc = doc;
+	/* A call that changes this client keeps its answer channel. */
+	if (remote_changed)
+		cloud_mqtt_remote(c);
 	cloud_mqtt_link_cfg(c, &cfg);
 	link_reconfigure(c->link, &cfg);
 	link_cfg_clear(&cfg);

@@ -91,6 +91,7 @@ static const struct conf_key conf_keys[] = {
 	{ "cache_sync", CONF_BOOL, O(cache_sync), "yes", 0, 0 },
 	{ "cache_commit_ms", CONF_UINT, O(cache_commit_ms), "100", 10,
 	    10000 },
+	{ "remote_api_allow", CONF_STRING, O(remote_api_allow), "", 0, 4096 },
 	{ NULL, 0, 0, NULL, 0, 0 }
 };
 

@@ -37,6 +37,7 @@ struct conf {
 	char		*cache_disks;
 	int		 cache_sync;
 	unsigned int	 cache_commit_ms;
+	char		*remote_api_allow;
 };
 
 void	conf_set_basedir(const char *);

@@ -32,6 +32,7 @@
 #include "link.h"
 #include "log.h"
 #include "metrics.h"
+#include "remote.h"
 #include "store.h"
 #include "tag.h"
 #include "tagsrc_mqtt.h"
@@ -279,6 +280,7 @@ uplinkd_reload(void)
 	auth_set_lifetime(next.token_lifetime);
 	auth_set_iterations(next.password_iterations);
 	api_tags_set_max_records(next.publish_max_records);
+	remote_set_allow(next.remote_api_allow);
 	log_setlevel(next.log_level);
 	conf_free(&uplinkd.conf);
 	uplinkd.conf = next;
@@ -461,6 +463,7 @@ main(int argc, char **argv)
 	    uplinkd.conf.datadir);
 	if (tagsrc_mqtt_init(uplinkd.base, &uplinkd.conf, &cause) != 0)
 		uplinkd_fail("%s", cause);
+	remote_set_allow(uplinkd.conf.remote_api_allow);
 	if (cloud_saf_init(uplinkd.conf.cache_disks, uplinkd.conf.datadir,
 	    uplinkd.conf.cache_sync, uplinkd.conf.cache_commit_ms,
 	    &cause) != 0)
@@ -499,6 +502,7 @@ main(int argc, char **argv)
 	link_dns_free();
 	cloud_init(NULL);
 	cloud_saf_init(NULL, NULL, 0, 0, NULL);
+	remote_set_allow(NULL);
 	auth_free();
 	store_close(uplinkd.store);
 	metrics_free();
