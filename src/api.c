@@ -45,6 +45,7 @@ static const struct api_route *api_route_tables[] = {
 	api_system_routes,
 	api_tags_routes,
 	api_mqtt_routes,
+	api_device_routes,
 };
 
 static int	api_split(const char *, char **, size_t *, char **);

@@ -161,6 +161,7 @@ extern const struct api_route api_users_routes[];
 extern const struct api_route api_system_routes[];
 extern const struct api_route api_tags_routes[];
 extern const struct api_route api_mqtt_routes[];
+extern const struct api_route api_device_routes[];
 
 void		 api_tags_set_max_records(size_t);
 
