@@ -278,9 +278,10 @@ remote_call(const struct json *request, const char *client, int *state)
 		if (es == NULL || util_parse_iso8601(es, &expires) != 0) {
 			*state = 408;
 			remote_stats.expired++;
-			payload = remote_error("request-expired-time: \"%s\" is "
-			    "not a time (ISO-8601 or YYYY-MM-DD HH:MM:SS, UTC);"
-			    " the request was not run", es != NULL ? es : "");
+			payload = remote_error("request-expired-time: "
+			    "\"%s\" is not a time (ISO-8601 or YYYY-MM-DD "
+			    "HH:MM:SS, UTC); the request was not run",
+			    es != NULL ? es : "");
 			goto done;
 		}
 		if (expires <= util_wall_us()) {
