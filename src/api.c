@@ -658,7 +658,8 @@ api_dispatch(struct api_req *req, struct api_resp *resp)
 	for (i = 0; i < req->nparams; i++)
 		req->params[i] = xstrdup(req->params[i]);
 	if (req->origin == API_ORIGIN_REMOTE) {
-		if (best->flags & (API_NOREMOTE | API_MULTIPART)) {
+		/* Routes that also take files take JSON remotely. */
+		if (best->flags & API_NOREMOTE) {
 			api_error(req, resp, 403, "%s %s cannot be called "
 			    "remotely", api_method_name(req->method),
 			    best->pattern);
