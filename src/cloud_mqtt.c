@@ -184,15 +184,20 @@ cloud_mqtt_answer_cb(const char *text, size_t len, void *arg)
 	    "retain")));
 }
 
-/* Start or stop the remote API as the configuration says. */
+/*
+ * Start or stop the remote API as the configuration says; requests
+ * waiting (and a call running) carry over.
+ */
 static void
 cloud_mqtt_remote(struct cloud_mqtt_client *c)
 {
-	remote_free(c->remote);
+	struct remote	*old = c->remote;
+
 	c->remote = NULL;
 	if (json_bool(json_get(json_get(c->doc, "remoteAPI"), "enable")))
 		c->remote = remote_new(cm->base, c->name,
 		    cloud_mqtt_answer_cb, c);
+	remote_handover(old, c->remote);
 }
 
 static void

@@ -89,6 +89,11 @@ struct link {
 	char			 liberr[256];
 
 	int			 in_lib;	/* inside a libmosquitto call */
+	int			 in_publish;	/* inside mosquitto_publish() */
+	int			*acks;		/* acks seen in_publish */
+	size_t			 nacks;
+	size_t			 capacks;
+	struct event		*ackev;
 	int			 in_callback;
 	int			 dead;		/* free after the callback */
 };
@@ -126,6 +131,7 @@ static void	link_dns_cb(int, struct evutil_addrinfo *, void *);
 static void	link_on_connect(struct mosquitto *, void *, int);
 static void	link_on_disconnect(struct mosquitto *, void *, int);
 static void	link_on_publish(struct mosquitto *, void *, int);
+static void	link_acks_cb(evutil_socket_t, short, void *);
 static void	link_on_message(struct mosquitto *, void *,
 		    const struct mosquitto_message *);
 static void	link_on_log(struct mosquitto *, void *, int, const char *);
@@ -384,6 +390,7 @@ link_new(struct event_base *base, const char *name, const struct link_cfg *cfg,
 	l->misc = event_new(base, -1, EV_PERSIST, link_misc_cb, l);
 	l->retry = evtimer_new(base, link_retry_cb, l);
 	l->handshake = evtimer_new(base, link_handshake_cb, l);
+	l->ackev = event_new(base, -1, 0, link_acks_cb, l);
 	return (l);
 }
 
@@ -435,6 +442,8 @@ link_free(struct link *l)
 	event_free(l->misc);
 	event_free(l->retry);
 	event_free(l->handshake);
+	event_free(l->ackev);
+	free(l->acks);
 	link_cfg_clear(&l->cfg);
 	free(l->error);
 	free(l->name);
@@ -497,8 +506,11 @@ link_publish(struct link *l, const char *topic, const void *payload,
 
 	if (link_room(l) <= 0)
 		return (-1);
+	/* A QoS 0 publish may be done before this returns: see link_acks_cb. */
+	l->in_publish = 1;
 	rc = mosquitto_publish(l->mosq, mid, topic, len, payload, qos,
 	    retain != 0);
+	l->in_publish = 0;
 	if (rc != MOSQ_ERR_SUCCESS) {
 		log_warnx("link %s: publish topic=%s: %s", l->name, topic,
 		    mosquitto_strerror(rc));
@@ -611,6 +623,7 @@ link_dns_cb(int err, struct evutil_addrinfo *ai, void *arg)
 	mosquitto_int_option(l->mosq, MOSQ_OPT_PROTOCOL_VERSION,
 	    l->cfg.protocol == 3 ? MQTT_PROTOCOL_V31 : MQTT_PROTOCOL_V311);
 	mosquitto_max_inflight_messages_set(l->mosq, 0);
+	mosquitto_int_option(l->mosq, MOSQ_OPT_TCP_NODELAY, 1);
 	if (l->cfg.username != NULL && *l->cfg.username != '\0')
 		mosquitto_username_pw_set(l->mosq, l->cfg.username,
 		    l->cfg.password);
@@ -694,6 +707,10 @@ link_teardown(struct link *l)
 	}
 	l->fd = -1;
 	l->inflight = 0;
+	/* Acks of the old session would match the new one's ids. */
+	l->nacks = 0;
+	if (l->ackev != NULL)
+		event_del(l->ackev);
 }
 
 /* An attempt failed: say why once, and retry later. */
@@ -956,6 +973,28 @@ link_on_disconnect(__attribute__((unused)) struct mosquitto *mosq, void *arg,
 	l->lost = 1;
 }
 
+/*
+ * Acks libmosquitto gave from inside mosquitto_publish() (QoS 0 written at
+ * once): handed on from the loop, after the publisher has recorded the
+ * message id.
+ */
+static void
+link_acks_cb(__attribute__((unused)) evutil_socket_t fd,
+    __attribute__((unused)) short events, void *arg)
+{
+	struct link	*l = arg;
+	size_t		 i, n = l->nacks;
+	int		*acks = l->acks;
+
+	l->acks = NULL;
+	l->nacks = l->capacks = 0;
+	for (i = 0; i < n && !l->dead; i++)
+		link_on_publish(NULL, l, acks[i]);
+	free(acks);
+	if (l->dead)
+		link_free(l);
+}
+
 /* A publish is acknowledged (QoS 1, 2) or written (QoS 0). */
 static void
 link_on_publish(__attribute__((unused)) struct mosquitto *mosq, void *arg,
@@ -964,6 +1003,16 @@ link_on_publish(__attribute__((unused)) struct mosquitto *mosq, void *arg,
 	struct link	*l = arg;
 	int		 was_full = (l->inflight >= l->cfg.max_inflight);
 
+	if (l->in_publish) {
+		if (l->nacks == l->capacks) {
+			l->capacks = l->capacks == 0 ? 16 : l->capacks * 2;
+			l->acks = xreallocarray(l->acks, l->capacks,
+			    sizeof *l->acks);
+		}
+		l->acks[l->nacks++] = mid;
+		event_active(l->ackev, EV_TIMEOUT, 0);
+		return;
+	}
 	if (l->inflight > 0)
 		l->inflight--;
 	l->in_callback = 1;

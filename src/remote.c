@@ -57,6 +57,7 @@ struct remote {
 	struct event		*run;
 	int			 busy;
 	int			 dead;
+	int			 handover;	/* dead, but still answers */
 };
 
 struct remote_stats {
@@ -164,6 +165,36 @@ remote_free(struct remote *r)
 	free(r);
 }
 
+/*
+ * The connection's remote settings changed: new takes over old's waiting
+ * requests; a call of old's that is running still gets its answer out
+ * (the connection is the same).  old is freed.
+ */
+void
+remote_handover(struct remote *old, struct remote *new)
+{
+	struct remote_msg	*m;
+
+	if (old == NULL)
+		return;
+	while ((m = TAILQ_LAST(&old->queue, remote_queue)) != NULL) {
+		TAILQ_REMOVE(&old->queue, m, entry);
+		old->n--;
+		if (new != NULL) {
+			TAILQ_INSERT_HEAD(&new->queue, m, entry);
+			new->n++;
+		} else {
+			free(m->data);
+			free(m);
+		}
+	}
+	if (new != NULL && new->n != 0)
+		event_active(new->run, EV_TIMEOUT, 0);
+	if (old->busy)
+		old->handover = 1;
+	remote_free(old);
+}
+
 /* Queue a request (copied); it runs from the loop. */
 void
 remote_push(struct remote *r, const void *data, size_t len)
@@ -183,7 +214,10 @@ remote_push(struct remote *r, const void *data, size_t len)
 		return;
 	}
 	m = xcalloc(1, sizeof *m);
-	m->data = xmemdup(data, len);
+	/* NUL-terminated: a malformed message is searched as text. */
+	m->data = xmalloc(len + 1);
+	memcpy(m->data, data, len);
+	m->data[len] = '\0';
 	m->len = len;
 	TAILQ_INSERT_TAIL(&r->queue, m, entry);
 	r->n++;
@@ -374,15 +408,17 @@ static struct json *
 remote_message(struct remote *r, const char *data, size_t len)
 {
 	struct json	*req, *ans;
-	char		*cause, *s;
+	char		*cause = NULL, *s;
 	const char	*p;
-	int		 state;
+	int		 state, quoted;
 
 	req = json_parse(data, len, &cause);
+	if (req != NULL && json_type(req) != JSON_OBJECT)
+		xasprintf(&cause, "not a JSON object");
 	if (req == NULL || json_type(req) != JSON_OBJECT) {
 		remote_stats.malformed++;
 		log_warnx("remote: client=%s malformed request: %s", r->client,
-		    req == NULL ? cause : "not a JSON object");
+		    cause);
 		/* Answer 400 if a request-id can be read all the same. */
 		ans = NULL;
 		if (req == NULL && (p = strstr(data, "\"request-id\"")) !=
@@ -390,13 +426,16 @@ remote_message(struct remote *r, const char *data, size_t len)
 			p++;
 			while (*p == ' ' || *p == '"')
 				p++;
+			quoted = (p[-1] == '"');
 			s = xstrndup(p, strcspn(p, "\",}] \t\r\n"));
 			if (*s != '\0') {
 				ans = remote_answer_doc(NULL, 400,
 				    remote_error("malformed request: %s",
 				    cause));
-				json_set(ans, "request-id",
-				    json_new_string(s));
+				/* The id as it came: a number stays one. */
+				json_set(ans, "request-id", !quoted &&
+				    strspn(s, "0123456789") == strlen(s) ?
+				    json_new_number(s) : json_new_string(s));
 			}
 			free(s);
 		}
@@ -428,7 +467,7 @@ remote_run_cb(__attribute__((unused)) evutil_socket_t fd,
 		ans = remote_message(r, m->data, m->len);
 		free(m->data);
 		free(m);
-		if (ans != NULL && !r->dead) {
+		if (ans != NULL && (!r->dead || r->handover)) {
 			text = json_dump(ans, &len);
 			r->answer(text, len, r->arg);
 			free(text);
