@@ -76,6 +76,8 @@ struct cache {
 	uint64_t		*dels;		/* committed, to delete */
 	size_t			 ndels;
 	size_t			 capdels;
+	uint64_t		*dhash;		/* seq + 1 of dels; 0 empty */
+	size_t			 dcap;		/* power of two */
 	uint64_t		 budget;	/* live bytes allowed */
 	uint64_t		 disk_bytes;
 
@@ -296,7 +298,8 @@ cache_open(struct event_base *base, const char *path, const char *name,
 	c->cfg = *cfg;
 	TAILQ_INIT(&c->stage);
 	c->bdb = cache_bdb_new();
-	omode = BDBOWRITER | BDBOCREAT | BDBOLCKNB | (sync ? BDBOTSYNC : 0);
+	omode = BDBOWRITER | BDBOCREAT | BDBOLCKNB |
+	    (sync == CACHE_SYNC_PAGES ? BDBOTSYNC : 0);
 	if (!tcbdbopen(c->bdb, path, omode)) {
 		switch (tcbdbecode(c->bdb)) {
 		case TCELOCK:
@@ -373,6 +376,7 @@ cache_close(struct cache *c)
 	if (c->sweep_ev != NULL)
 		event_free(c->sweep_ev);
 	free(c->dels);
+	free(c->dhash);
 	free(c->path);
 	free(c->name);
 	free(c);
@@ -419,28 +423,58 @@ cache_commit_cb(__attribute__((unused)) evutil_socket_t fd,
 	cache_commit(c);
 }
 
+/* The slot of seq in the deletion index. */
+static size_t
+cache_dslot(const struct cache *c, uint64_t seq)
+{
+	size_t	slot;
+
+	slot = (seq * 0x9e3779b97f4a7c15ull) >> 20 & (c->dcap - 1);
+	while (c->dhash[slot] != 0 && c->dhash[slot] != seq + 1)
+		slot = (slot + 1) & (c->dcap - 1);
+	return (slot);
+}
+
 /* Is seq waiting to be deleted? */
 static int
 cache_is_del(const struct cache *c, uint64_t seq)
 {
-	size_t	i;
+	if (c->ndels == 0)
+		return (0);
+	return (c->dhash[cache_dslot(c, seq)] == seq + 1);
+}
 
-	for (i = c->ndels; i > 0; i--)
-		if (c->dels[i - 1] == seq)
-			return (1);
-	return (0);
+/* Forget the deletions (they are committed). */
+static void
+cache_dels_clear(struct cache *c)
+{
+	c->ndels = 0;
+	if (c->dhash != NULL)
+		memset(c->dhash, 0, c->dcap * sizeof *c->dhash);
 }
 
 /* Delete committed record seq at the next commit. */
 static void
 cache_del(struct cache *c, uint64_t seq, size_t vlen)
 {
+	size_t	i;
+
 	if (c->ndels == c->capdels) {
 		c->capdels = c->capdels == 0 ? 256 : c->capdels * 2;
 		c->dels = xreallocarray(c->dels, c->capdels, sizeof *c->dels);
 	}
+	if ((c->ndels + 1) * 2 > c->dcap) {
+		/* Grow the index and put back what it had. */
+		free(c->dhash);
+		c->dcap = c->dcap == 0 ? 1024 : c->dcap * 2;
+		c->dhash = xcalloc(c->dcap, sizeof *c->dhash);
+		for (i = 0; i < c->ndels; i++)
+			c->dhash[cache_dslot(c, c->dels[i])] = c->dels[i] + 1;
+	}
 	c->dels[c->ndels++] = seq;
-	c->db_count--;
+	c->dhash[cache_dslot(c, seq)] = seq + 1;
+	if (c->db_count > 0)
+		c->db_count--;
 	if (cache_cost(vlen) < c->db_bytes)
 		c->db_bytes -= cache_cost(vlen);
 	else
@@ -511,12 +545,17 @@ cache_commit(struct cache *c)
 		c->db_bytes -= bytes;
 		goto abort;
 	}
+	if (c->sync == CACHE_SYNC_COMMIT && !tcbdbsync(c->bdb))
+		cache_disk_error(c, "sync failed");
 	if (c->failing) {
 		log_info("cache %s: writing again", c->name);
 		c->failing = 0;
 	}
-	c->ndels = 0;
-	c->db_count += n;
+	cache_dels_clear(c);
+	/* Recount from the file: an ack of a record already gone is harmless. */
+	c->db_count = tcbdbrnum(c->bdb);
+	if (c->db_count > 0)
+		c->db_count--;		/* the bookkeeping record */
 	/* The first n waiting records are on disk now. */
 	while (n-- > 0)
 		cache_stage_drop(c, TAILQ_FIRST(&c->stage));
@@ -752,9 +791,19 @@ cache_rec_clear(struct cache_rec *rec)
 	memset(rec, 0, sizeof *rec);
 }
 
-/* The broker has message seq: it leaves the cache. */
+/* The bytes a record takes as stored (for cache_ack()). */
+size_t
+cache_rec_size(const struct cache_rec *rec)
+{
+	return (CACHE_HDR + strlen(rec->topic) + rec->len);
+}
+
+/*
+ * The broker has message seq (of vlen stored bytes, 0 if unknown): it
+ * leaves the cache.
+ */
 void
-cache_ack(struct cache *c, uint64_t seq)
+cache_ack(struct cache *c, uint64_t seq, size_t vlen)
 {
 	struct cache_stage	*s;
 	unsigned char		 k[8];
@@ -768,10 +817,13 @@ cache_ack(struct cache *c, uint64_t seq)
 	}
 	if (cache_is_del(c, seq))
 		return;
-	cache_key(seq, k);
-	if ((vs = tcbdbvsiz(c->bdb, k, 8)) < 0)
-		return;
-	cache_del(c, seq, vs);
+	if (vlen == 0) {
+		cache_key(seq, k);
+		if ((vs = tcbdbvsiz(c->bdb, k, 8)) < 0)
+			return;
+		vlen = vs;
+	}
+	cache_del(c, seq, vlen);
 }
 
 /* Once a second: expire old messages from the head. */

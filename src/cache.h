@@ -22,6 +22,11 @@ enum cache_drop {
 	CACHE_NDROPS
 };
 
+/* How commits reach the disk (uplinkd.conf cache_sync). */
+#define CACHE_SYNC_NONE		0	/* when the kernel writes it */
+#define CACHE_SYNC_COMMIT	1	/* one sync at the end of a commit */
+#define CACHE_SYNC_PAGES	2	/* Tokyo Cabinet syncs each page */
+
 struct cache_cfg {
 	uint64_t	cap_bytes;	/* everything on disk */
 	uint32_t	ttl_sec;	/* 0: messages never expire */
@@ -47,7 +52,8 @@ int		 cache_put(struct cache *, const char *, const void *, size_t,
 		    int, int, int64_t);
 int		 cache_next(struct cache *, uint64_t, struct cache_rec *);
 void		 cache_rec_clear(struct cache_rec *);
-void		 cache_ack(struct cache *, uint64_t);
+void		 cache_ack(struct cache *, uint64_t, size_t);
+size_t		 cache_rec_size(const struct cache_rec *);
 void		 cache_commit(struct cache *);
 
 uint64_t	 cache_count(const struct cache *);

@@ -638,7 +638,7 @@ struct cloud_disk {
 
 static struct cloud_disk	*cloud_disks;
 static size_t			 cloud_ndisks;
-static int			 cloud_cache_sync = 1;
+static int			 cloud_cache_sync = CACHE_SYNC_PAGES;
 static unsigned int		 cloud_cache_commit_ms = 100;
 
 static const char *const cloud_saf_drops[] = { "oldest", "newest", NULL };

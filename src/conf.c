@@ -30,6 +30,7 @@ enum conf_type {
 	CONF_MODE,	/* octal file mode */
 	CONF_STRING,	/* any text up to max bytes */
 	CONF_BOOL,	/* yes | no */
+	CONF_SYNC,	/* yes | commit | no */
 	CONF_LEVEL	/* warning | info | debug */
 };
 
@@ -88,7 +89,7 @@ static const struct conf_key conf_keys[] = {
 	{ "outbox_bytes", CONF_UINT, O(outbox_bytes), "16777216", 65536,
 	    1073741824 },
 	{ "cache_disks", CONF_STRING, O(cache_disks), "", 0, 4096 },
-	{ "cache_sync", CONF_BOOL, O(cache_sync), "yes", 0, 0 },
+	{ "cache_sync", CONF_SYNC, O(cache_sync), "yes", 0, 0 },
 	{ "cache_commit_ms", CONF_UINT, O(cache_commit_ms), "100", 10,
 	    10000 },
 	{ "remote_api_allow", CONF_STRING, O(remote_api_allow), "", 0, 4096 },
@@ -96,6 +97,7 @@ static const struct conf_key conf_keys[] = {
 };
 
 static const char *conf_levels[] = { "warning", "info", "debug" };
+static const char *conf_syncs[] = { "no", "commit", "yes" };
 
 /* Relative paths are taken from here (the directory uplinkd started in). */
 static char	conf_basedir[PATH_MAX];
@@ -234,6 +236,17 @@ conf_apply(struct conf *c, const struct conf_key *k, const char *v,
 		}
 		free(*sp);
 		*sp = xstrdup(v);
+		break;
+	case CONF_SYNC:
+		for (i = 0; i < 3; i++)
+			if (strcmp(v, conf_syncs[i]) == 0)
+				break;
+		if (i == 3) {
+			xasprintf(cause, "%s: must be one of no, commit, yes, "
+			    "not \"%s\"", k->name, v);
+			return (-1);
+		}
+		*ip = i;
 		break;
 	case CONF_BOOL:
 		if (strcmp(v, "yes") == 0)
@@ -422,6 +435,10 @@ conf_dump(const struct conf *c, FILE *f)
 		case CONF_BOOL:
 			fprintf(f, "%s = %s\n", k->name,
 			    *(const int *)p ? "yes" : "no");
+			break;
+		case CONF_SYNC:
+			fprintf(f, "%s = %s\n", k->name,
+			    conf_syncs[*(const int *)p]);
 			break;
 		}
 	}

@@ -50,6 +50,7 @@ TAILQ_HEAD(outbox_queue, outbox_msg);
 
 struct outbox_replay {
 	uint64_t	seq;
+	size_t		vlen;
 	int		mid;
 };
 
@@ -303,6 +304,7 @@ outbox_replay_one(struct outbox *ob)
 		    cache_count(ob->cache));
 	}
 	ob->rflight[ob->nrflight].seq = rec.seq;
+	ob->rflight[ob->nrflight].vlen = cache_rec_size(&rec);
 	ob->rflight[ob->nrflight++].mid = mid;
 	ob->replay_after = rec.seq;
 	cache_rec_clear(&rec);
@@ -417,7 +419,7 @@ outbox_link_acked(struct outbox *ob, int mid)
 	for (i = 0; i < ob->nrflight; i++) {
 		if (ob->rflight[i].mid != mid)
 			continue;
-		cache_ack(ob->cache, ob->rflight[i].seq);
+		cache_ack(ob->cache, ob->rflight[i].seq, ob->rflight[i].vlen);
 		ob->rflight[i] = ob->rflight[--ob->nrflight];
 		ob->sent++;
 		ob->replayed++;
