@@ -26,6 +26,7 @@
 
 #include <sys/queue.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -99,6 +100,9 @@ static void	cache_sweep_cb(evutil_socket_t, short, void *);
 static void	cache_schedule(struct cache *, int);
 static void	cache_enforce(struct cache *, uint64_t);
 static int	cache_is_del(const struct cache *, uint64_t);
+static void	cache_reopen(struct cache *);
+static int	cache_room(const struct cache *);
+static uint64_t	cache_free_bytes(const struct cache *);
 
 /* A sequence number as its 8-byte big-endian key. */
 static void
@@ -210,14 +214,21 @@ cache_meta_get(struct cache *c)
 
 /* A new Tokyo Cabinet object, tuned for a queue. */
 static TCBDB *
-cache_bdb_new(void)
+cache_bdb_new(uint64_t cap)
 {
 	TCBDB	*bdb;
+	int64_t	 bnum;
 
 	if ((bdb = tcbdbnew()) == NULL)
 		fatalx("tcbdbnew failed");
-	/* Few cached pages: memory does not grow with the backlog. */
-	tcbdbtune(bdb, 128, 256, 32749, 8, 10, BDBTLARGE);
+	/*
+	 * The bucket array is a fixed part of the file: about one bucket
+	 * per page the cap allows.  Few cached pages: memory does not grow
+	 * with the backlog.
+	 */
+	bnum = cap / 16384;
+	bnum = bnum < 1021 ? 1021 : bnum > 262139 ? 262139 : bnum;
+	tcbdbtune(bdb, 128, 256, bnum, 8, 10, BDBTLARGE);
 	tcbdbsetcache(bdb, 32, 32);
 	tcbdbsetdfunit(bdb, 8);
 	return (bdb);
@@ -245,13 +256,13 @@ cache_salvage(struct cache *c, int omode, char **cause)
 		return (-1);
 	}
 	tcbdbdel(c->bdb);
-	c->bdb = cache_bdb_new();
+	c->bdb = cache_bdb_new(c->cfg.cap_bytes);
 	if (!tcbdbopen(c->bdb, c->path, omode | BDBOCREAT | BDBOTRUNC)) {
 		xasprintf(cause, "cache %s: %s", c->path, cache_tcerr(c));
 		free(bad);
 		return (-1);
 	}
-	old = cache_bdb_new();
+	old = cache_bdb_new(0);
 	if (tcbdbopen(old, bad, BDBOREADER | BDBONOLCK)) {
 		cur = tcbdbcurnew(old);
 		if (tcbdbcurfirst(cur)) {
@@ -297,7 +308,7 @@ cache_open(struct event_base *base, const char *path, const char *name,
 	c->commit_ms = commit_ms > 0 ? commit_ms : 100;
 	c->cfg = *cfg;
 	TAILQ_INIT(&c->stage);
-	c->bdb = cache_bdb_new();
+	c->bdb = cache_bdb_new(c->cfg.cap_bytes);
 	omode = BDBOWRITER | BDBOCREAT | BDBOLCKNB |
 	    (sync == CACHE_SYNC_PAGES ? BDBOTSYNC : 0);
 	if (!tcbdbopen(c->bdb, path, omode)) {
@@ -322,7 +333,7 @@ cache_open(struct event_base *base, const char *path, const char *name,
 		cache_meta_get(c);
 	}
 	c->disk_bytes = cache_du(path);
-	c->budget = cfg->cap_bytes * 6 / 10;
+	c->budget = cfg->cap_bytes * 7 / 10;
 	c->commit_ev = evtimer_new(base, cache_commit_cb, c);
 	c->sweep_ev = event_new(base, -1, EV_PERSIST, cache_sweep_cb, c);
 	evtimer_add(c->sweep_ev, &tv);
@@ -344,7 +355,7 @@ void
 cache_set(struct cache *c, const struct cache_cfg *cfg)
 {
 	c->cfg = *cfg;
-	c->budget = cfg->cap_bytes * 6 / 10;
+	c->budget = cfg->cap_bytes * 7 / 10;
 	cache_enforce(c, 0);
 }
 
@@ -444,13 +455,19 @@ cache_is_del(const struct cache *c, uint64_t seq)
 	return (c->dhash[cache_dslot(c, seq)] == seq + 1);
 }
 
-/* Forget the deletions (they are committed). */
+/* The first n deletions are committed: forget them. */
 static void
-cache_dels_clear(struct cache *c)
+cache_dels_done(struct cache *c, size_t n)
 {
-	c->ndels = 0;
-	if (c->dhash != NULL)
-		memset(c->dhash, 0, c->dcap * sizeof *c->dhash);
+	size_t	i;
+
+	memmove(c->dels, c->dels + n, (c->ndels - n) * sizeof *c->dels);
+	c->ndels -= n;
+	if (c->dhash == NULL)
+		return;
+	memset(c->dhash, 0, c->dcap * sizeof *c->dhash);
+	for (i = 0; i < c->ndels; i++)
+		c->dhash[cache_dslot(c, c->dels[i])] = c->dels[i] + 1;
 }
 
 /* Delete committed record seq at the next commit. */
@@ -495,14 +512,14 @@ cache_stage_drop(struct cache *c, struct cache_stage *s)
 
 /* Log a disk problem at most once a minute. */
 static void
-cache_disk_error(struct cache *c, const char *what)
+cache_disk_error(struct cache *c, const char *what, const char *why)
 {
 	uint64_t	now = util_now_ms();
 
 	if (!c->failing || now - c->last_err_log >= CACHE_ERR_LOG_MS) {
 		log_warnx("cache %s: %s: %s; messages are kept in memory up "
-		    "to %u MB and retried", c->name, what, cache_tcerr(c),
-		    CACHE_STAGE_MAX >> 20);
+		    "to %u MB and retried", c->name, what, why != NULL ? why :
+		    cache_tcerr(c), CACHE_STAGE_MAX >> 20);
 		c->last_err_log = now;
 	}
 	c->failing = 1;
@@ -518,21 +535,47 @@ cache_commit(struct cache *c)
 	struct cache_stage	*s;
 	unsigned char		 k[8];
 	size_t			 i, n = 0;
-	uint64_t		 bytes = 0;
+	uint64_t		 bytes = 0, room;
+	size_t			 ndel;
 
 	if (c->nstage == 0 && c->ndels == 0)
 		return;
-	if (!tcbdbtranbegin(c->bdb)) {
-		cache_disk_error(c, "cannot begin a transaction");
+	/*
+	 * Tokyo Cabinet cannot roll back a transaction the disk filled up in
+	 * the middle of (the file is damaged): write no more than fits,
+	 * with room for the pages' log.
+	 */
+	room = cache_free_bytes(c);
+	room = room > (256u << 10) ? (room - (256u << 10)) / 3 : 0;
+	if (room < (c->nstage != 0 ? cache_cost(TAILQ_FIRST(&c->stage)->vlen) :
+	    (4u << 10))) {
+		cache_disk_error(c, "cannot write", "the disk is full");
 		goto retry;
 	}
-	for (i = 0; i < c->ndels; i++) {
+	if (!tcbdbtranbegin(c->bdb)) {
+		cache_disk_error(c, "cannot begin a transaction", NULL);
+		cache_reopen(c);
+		goto retry;
+	}
+	/* Deletions count against the transaction's size too. */
+	ndel = c->ndels;
+	if (c->cfg.cap_bytes != 0 && ndel > c->cfg.cap_bytes / 64 / 200 &&
+	    ndel > 64)
+		ndel = c->cfg.cap_bytes / 64 / 200 > 64 ?
+		    c->cfg.cap_bytes / 64 / 200 : 64;
+	for (i = 0; i < ndel; i++) {
 		cache_key(c->dels[i], k);
 		if (!tcbdbout(c->bdb, k, 8) && tcbdbecode(c->bdb) != TCENOREC)
 			goto abort;
 	}
 	TAILQ_FOREACH(s, &c->stage, entry) {
-		if (n == CACHE_COMMIT_BATCH)
+		/*
+		 * A transaction logs the pages it changes: keep it small next
+		 * to the cap, so file and log stay within it together.
+		 */
+		if (n == CACHE_COMMIT_BATCH || (n != 0 && c->cfg.cap_bytes !=
+		    0 && bytes >= c->cfg.cap_bytes / 64) || (n != 0 &&
+		    bytes + cache_cost(s->vlen) > room))
 			break;
 		cache_key(s->seq, k);
 		if (!tcbdbput(c->bdb, k, 8, s->val, s->vlen))
@@ -546,16 +589,17 @@ cache_commit(struct cache *c)
 		goto abort;
 	}
 	if (c->sync == CACHE_SYNC_COMMIT && !tcbdbsync(c->bdb))
-		cache_disk_error(c, "sync failed");
+		cache_disk_error(c, "sync failed", NULL);
 	if (c->failing) {
 		log_info("cache %s: writing again", c->name);
 		c->failing = 0;
 	}
-	cache_dels_clear(c);
+	cache_dels_done(c, ndel);
 	/* Recount from the file: an ack of a record already gone is harmless. */
 	c->db_count = tcbdbrnum(c->bdb);
 	if (c->db_count > 0)
 		c->db_count--;		/* the bookkeeping record */
+	c->db_count -= c->ndels <= c->db_count ? c->ndels : c->db_count;
 	/* The first n waiting records are on disk now. */
 	while (n-- > 0)
 		cache_stage_drop(c, TAILQ_FIRST(&c->stage));
@@ -567,13 +611,18 @@ cache_commit(struct cache *c)
 	}
 	c->disk_bytes = cache_du(c->path);
 	cache_enforce(c, 0);
-	if (c->nstage != 0)
+	if (c->nstage != 0 || c->ndels != 0)
 		cache_schedule(c, 1);
 	return;
 
 abort:
-	cache_disk_error(c, "write failed");
+	cache_disk_error(c, "write failed", NULL);
+	/*
+	 * After a failed write Tokyo Cabinet refuses the handle for good:
+	 * open the file again (what the transaction did is rolled back).
+	 */
 	tcbdbtranabort(c->bdb);
+	cache_reopen(c);
 retry:
 	c->failed_commits++;
 	/* Memory stays bounded: what cannot wait is lost. */
@@ -584,6 +633,74 @@ retry:
 	}
 	cache_schedule(c, 0);
 }
+
+/*
+ * Open the file again after a failure, keeping what waits in memory; the
+ * committed figures are read back from the file.
+ */
+static void
+cache_reopen(struct cache *c)
+{
+	uint64_t	 next = c->next_seq;
+	int		 omode;
+	char		*cause = NULL;
+
+	tcbdbclose(c->bdb);
+	tcbdbdel(c->bdb);
+	c->bdb = cache_bdb_new(c->cfg.cap_bytes);
+	omode = BDBOWRITER | BDBOCREAT | BDBOLCKNB |
+	    (c->sync == CACHE_SYNC_PAGES ? BDBOTSYNC : 0);
+	if (!tcbdbopen(c->bdb, c->path, omode) &&
+	    cache_salvage(c, omode, &cause) != 0) {
+		log_warnx("%s", cause);
+		free(cause);
+		return;
+	}
+	/*
+	 * A write that failed half-way can leave pages the file cannot read
+	 * back: salvage it then, but only where there is room to copy.
+	 */
+	cache_meta_get(c);
+	if (!tcbdbtranbegin(c->bdb)) {
+		if (cache_room(c)) {
+			if (cache_salvage(c, omode, &cause) != 0) {
+				log_warnx("%s", cause);
+				free(cause);
+			}
+			cache_meta_get(c);
+		}
+	} else
+		tcbdbtranabort(c->bdb);
+	if (c->next_seq < next)
+		c->next_seq = next;
+	c->db_count -= c->ndels <= c->db_count ? c->ndels : c->db_count;
+}
+
+/* Free bytes on the cache's file system (UINT64_MAX if unknown). */
+static uint64_t
+cache_free_bytes(const struct cache *c)
+{
+	struct statvfs	 sv;
+	char		*dir, *slash;
+	uint64_t	 n = UINT64_MAX;
+
+	dir = xstrdup(c->path);
+	if ((slash = strrchr(dir, '/')) != NULL)
+		*slash = '\0';
+	if (statvfs(dir, &sv) == 0)
+		n = (uint64_t)sv.f_bavail * sv.f_frsize;
+	free(dir);
+	return (n);
+}
+
+/* Is there room next to the file for a copy of it? */
+static int
+cache_room(const struct cache *c)
+{
+	return (cache_free_bytes(c) > 2 * cache_du(c->path) + (1u << 20));
+}
+
+
 
 /*
  * Keep the live bytes under the budget, lowering the budget when the file
@@ -602,12 +719,13 @@ cache_enforce(struct cache *c, uint64_t incoming)
 	if (c->cfg.cap_bytes == 0)
 		return;
 	live = c->db_bytes + c->stage_bytes;
-	if (c->disk_bytes > c->cfg.cap_bytes && c->db_bytes > 0) {
-		/* The file holds more than live bytes: aim lower. */
-		c->budget = c->db_bytes * (c->cfg.cap_bytes / 2) /
+	if (c->disk_bytes > c->cfg.cap_bytes / 10 * 9 && c->db_bytes > 0) {
+		/*
+		 * The file holds more than live bytes (pages, buckets, free
+		 * space): aim lower, so that file and log stay within the cap.
+		 */
+		c->budget = c->db_bytes * (c->cfg.cap_bytes / 20 * 17 / 2) /
 		    (c->disk_bytes / 2 + 1);
-		if (c->budget > c->cfg.cap_bytes / 20)
-			c->budget -= c->cfg.cap_bytes / 20;
 	}
 	if (c->cfg.drop_newest || live + incoming <= c->budget)
 		return;
