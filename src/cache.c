@@ -47,6 +47,7 @@
 
 #define CACHE_HDR		16		/* bytes before the topic */
 #define CACHE_OVERHEAD		24		/* per record, key included */
+#define CACHE_COMPACT_MAX	(16u << 20)	/* rewritten at most, live */
 #define CACHE_COMMIT_BATCH	8192		/* records per transaction */
 #define CACHE_STAGE_MAX		(16u << 20)	/* bytes waiting in memory */
 #define CACHE_ERR_LOG_MS	60000
@@ -80,6 +81,9 @@ struct cache {
 	uint64_t		*dhash;		/* seq + 1 of dels; 0 empty */
 	size_t			 dcap;		/* power of two */
 	uint64_t		 budget;	/* live bytes allowed */
+	uint64_t		 evicted;	/* last seq evicted (full) */
+	int			 salvaging;
+	uint64_t		 last_optimize;	/* ms */
 	uint64_t		 disk_bytes;
 
 	struct event		*commit_ev;
@@ -100,6 +104,10 @@ static void	cache_sweep_cb(evutil_socket_t, short, void *);
 static void	cache_schedule(struct cache *, int);
 static void	cache_enforce(struct cache *, uint64_t);
 static int	cache_is_del(const struct cache *, uint64_t);
+static int	cache_damage(int);
+static void	cache_budget(struct cache *, uint64_t);
+static void	cache_repair(struct cache *);
+static void	cache_compact(struct cache *);
 static void	cache_reopen(struct cache *);
 static int	cache_room(const struct cache *);
 static uint64_t	cache_free_bytes(const struct cache *);
@@ -234,6 +242,54 @@ cache_bdb_new(uint64_t cap)
 	return (bdb);
 }
 
+/* What a salvage copied so far. */
+struct cache_salvaged {
+	uint64_t	kept;
+	uint64_t	bytes;
+	uint64_t	last;		/* highest number seen */
+	uint64_t	limit;		/* next number to give */
+};
+
+/*
+ * Copy the readable records from the cursor on, up to a damaged page;
+ * then find the first readable record past it (the keys are consecutive
+ * numbers).  1 if one was found and copying can go on.
+ */
+static int
+cache_salvage_run(struct cache *c, BDBCUR *cur, int ok,
+    struct cache_salvaged *sv)
+{
+	const void	*kb, *vb;
+	unsigned char	 k[8];
+	int		 ks, vs;
+	uint64_t	 seq, step;
+
+	while (ok) {
+		kb = tcbdbcurkey3(cur, &ks);
+		vb = tcbdbcurval3(cur, &vs);
+		if (kb == NULL || vb == NULL)
+			break;
+		seq = cache_seq(kb, ks);
+		if (seq != 0 && tcbdbput(c->bdb, kb, ks, vb, vs)) {
+			sv->kept++;
+			sv->bytes += cache_cost(vs);
+		}
+		if (seq > sv->last)
+			sv->last = seq;
+		if (seq >= sv->limit)
+			sv->limit = seq + 1;
+		ok = tcbdbcurnext(cur);
+	}
+	for (step = 1; sv->last + step < sv->limit; step *= 2) {
+		cache_key(sv->last + step, k);
+		if (tcbdbcurjump(cur, k, 8) &&
+		    (kb = tcbdbcurkey3(cur, &ks)) != NULL &&
+		    cache_seq(kb, ks) > sv->last)
+			return (1);
+	}
+	return (0);
+}
+
 /*
  * A damaged file: copy out every record still readable into a new file
  * at the same path; the rest is lost, and the log says how much was kept.
@@ -241,13 +297,14 @@ cache_bdb_new(uint64_t cap)
 static int
 cache_salvage(struct cache *c, int omode, char **cause)
 {
-	char		*bad;
-	TCBDB		*old;
-	BDBCUR		*cur;
-	const void	*kb, *vb;
-	int		 ks, vs;
-	uint64_t	 kept = 0;
+	struct cache_salvaged	 sv;
+	char			*bad;
+	TCBDB			*old;
+	BDBCUR			*cur;
+	int			 ok;
 
+	memset(&sv, 0, sizeof sv);
+	sv.limit = c->next_seq;
 	xasprintf(&bad, "%s.damaged", c->path);
 	if (rename(c->path, bad) == -1) {
 		xasprintf(cause, "cache %s: damaged (%s) and cannot be moved "
@@ -259,32 +316,44 @@ cache_salvage(struct cache *c, int omode, char **cause)
 	c->bdb = cache_bdb_new(c->cfg.cap_bytes);
 	if (!tcbdbopen(c->bdb, c->path, omode | BDBOCREAT | BDBOTRUNC)) {
 		xasprintf(cause, "cache %s: %s", c->path, cache_tcerr(c));
+		/* Keep the damaged file: it is all there is. */
+		rename(bad, c->path);
 		free(bad);
 		return (-1);
 	}
 	old = cache_bdb_new(0);
 	if (tcbdbopen(old, bad, BDBOREADER | BDBONOLCK)) {
 		cur = tcbdbcurnew(old);
-		if (tcbdbcurfirst(cur)) {
-			tcbdbtranbegin(c->bdb);
-			do {
-				kb = tcbdbcurkey3(cur, &ks);
-				vb = tcbdbcurval3(cur, &vs);
-				if (kb == NULL || vb == NULL)
-					break;
-				if (tcbdbput(c->bdb, kb, ks, vb, vs))
-					kept++;
-			} while (tcbdbcurnext(cur));
-			tcbdbtrancommit(c->bdb);
-		}
+		tcbdbtranbegin(c->bdb);
+		ok = tcbdbcurfirst(cur);
+		while (cache_salvage_run(c, cur, ok, &sv))
+			ok = 1;
+		c->db_bytes = sv.bytes;
+		c->next_seq = sv.limit;
+		cache_meta_put(c);
+		tcbdbtrancommit(c->bdb);
 		tcbdbcurdel(cur);
 		tcbdbclose(old);
 	}
 	tcbdbdel(old);
 	unlink(bad);
 	free(bad);
-	log_warnx("cache %s: the file was damaged; kept %" PRIu64 " records, "
-	    "the rest is lost", c->name, kept);
+	log_warnx("cache %s: the file was damaged; kept %" PRIu64 " messages, "
+	    "the rest is lost", c->name, sv.kept);
+	return (0);
+}
+
+/* Does a Tokyo Cabinet error say the file is damaged? */
+static int
+cache_damage(int ecode)
+{
+	switch (ecode) {
+	case TCEMETA:
+	case TCERHEAD:
+	case TCEREAD:
+	case TCEMISC:
+		return (1);
+	}
 	return (0);
 }
 
@@ -312,28 +381,23 @@ cache_open(struct event_base *base, const char *path, const char *name,
 	omode = BDBOWRITER | BDBOCREAT | BDBOLCKNB |
 	    (sync == CACHE_SYNC_PAGES ? BDBOTSYNC : 0);
 	if (!tcbdbopen(c->bdb, path, omode)) {
-		switch (tcbdbecode(c->bdb)) {
-		case TCELOCK:
-		case TCENOPERM:
-		case TCEOPEN:
-		case TCENOFILE:
+		/* Only a damaged file is salvaged; a busy one is refused. */
+		if (!cache_damage(tcbdbecode(c->bdb))) {
 			xasprintf(cause, "cache %s: %s", path, cache_tcerr(c));
 			goto fail;
-		default:
-			if (cache_salvage(c, omode, cause) != 0)
-				goto fail;
 		}
+		if (cache_salvage(c, omode, cause) != 0)
+			goto fail;
 	}
 	cache_meta_get(c);
-	if (tcbdbecode(c->bdb) != TCESUCCESS &&
-	    tcbdbecode(c->bdb) != TCENOREC) {
+	if (cache_damage(tcbdbecode(c->bdb))) {
 		/* Opened, but its pages do not read back. */
 		if (cache_salvage(c, omode, cause) != 0)
 			goto fail;
 		cache_meta_get(c);
 	}
 	c->disk_bytes = cache_du(path);
-	c->budget = cfg->cap_bytes * 7 / 10;
+	cache_budget(c, 0);
 	c->commit_ev = evtimer_new(base, cache_commit_cb, c);
 	c->sweep_ev = event_new(base, -1, EV_PERSIST, cache_sweep_cb, c);
 	evtimer_add(c->sweep_ev, &tv);
@@ -355,7 +419,7 @@ void
 cache_set(struct cache *c, const struct cache_cfg *cfg)
 {
 	c->cfg = *cfg;
-	c->budget = cfg->cap_bytes * 7 / 10;
+	cache_budget(c, 0);
 	cache_enforce(c, 0);
 }
 
@@ -367,8 +431,9 @@ cache_close(struct cache *c)
 
 	if (c == NULL)
 		return;
+	/* Write what waits (once more even if the disk failed before). */
 	for (tries = 0; (c->nstage != 0 || c->ndels != 0) && tries < 1000 &&
-	    !c->failing; tries++)
+	    (tries == 0 || !c->failing); tries++)
 		cache_commit(c);
 	if (c->nstage != 0)
 		log_warnx("cache %s: %" PRIu64 " messages could not be written "
@@ -461,6 +526,8 @@ cache_dels_done(struct cache *c, size_t n)
 {
 	size_t	i;
 
+	if (n == 0)
+		return;
 	memmove(c->dels, c->dels + n, (c->ndels - n) * sizeof *c->dels);
 	c->ndels -= n;
 	if (c->dhash == NULL)
@@ -535,7 +602,7 @@ cache_commit(struct cache *c)
 	struct cache_stage	*s;
 	unsigned char		 k[8];
 	size_t			 i, n = 0;
-	uint64_t		 bytes = 0, room;
+	uint64_t		 bytes = 0, room, prev;
 	size_t			 ndel;
 
 	if (c->nstage == 0 && c->ndels == 0)
@@ -595,7 +662,7 @@ cache_commit(struct cache *c)
 		c->failing = 0;
 	}
 	cache_dels_done(c, ndel);
-	/* Recount from the file: an ack of a record already gone is harmless. */
+	/* Recount from the file (acks of records already gone are harmless). */
 	c->db_count = tcbdbrnum(c->bdb);
 	if (c->db_count > 0)
 		c->db_count--;		/* the bookkeeping record */
@@ -603,13 +670,21 @@ cache_commit(struct cache *c)
 	/* The first n waiting records are on disk now. */
 	while (n-- > 0)
 		cache_stage_drop(c, TAILQ_FIRST(&c->stage));
+	prev = c->disk_bytes;
 	if (c->db_count == 0 && c->nstage == 0 &&
 	    cache_du(c->path) > (1u << 20)) {
-		/* Empty: give the space back. */
-		if (tcbdbvanish(c->bdb))
+		/* Empty: give the space back; numbering goes on. */
+		if (tcbdbvanish(c->bdb)) {
 			c->db_bytes = 0;
+			cache_meta_put(c);
+			prev = 0;
+		}
 	}
 	c->disk_bytes = cache_du(c->path);
+	cache_compact(c);
+	if (c->disk_bytes < prev / 2)
+		prev = 0;		/* compacted */
+	cache_budget(c, prev);
 	cache_enforce(c, 0);
 	if (c->nstage != 0 || c->ndels != 0)
 		cache_schedule(c, 1);
@@ -703,6 +778,94 @@ cache_room(const struct cache *c)
 
 
 /*
+ * The file cannot read back some of its pages: salvage it (once per call
+ * chain), keeping what waits in memory.
+ */
+static void
+cache_repair(struct cache *c)
+{
+	char	*cause = NULL;
+	int	 omode;
+
+	c->salvaging = 1;
+	omode = BDBOWRITER | BDBOCREAT | BDBOLCKNB |
+	    (c->sync == CACHE_SYNC_PAGES ? BDBOTSYNC : 0);
+	if (!cache_room(c))
+		log_warnx("cache %s: damaged, and no room to repair it yet",
+		    c->name);
+	else if (cache_salvage(c, omode, &cause) != 0) {
+		log_warnx("%s", cause);
+		free(cause);
+	} else {
+		cache_meta_get(c);
+		cache_dels_done(c, c->ndels);
+		c->disk_bytes = cache_du(c->path);
+	}
+	c->salvaging = 0;
+}
+
+/*
+ * A file much larger than what it holds (freed pages are reused, not
+ * returned): rewrite it compactly, at most once a minute, and only while
+ * what it holds is small enough to rewrite without stalling the loop.
+ */
+static void
+cache_compact(struct cache *c)
+{
+	uint64_t	now = util_now_ms();
+	int64_t		bnum;
+
+	if (c->cfg.cap_bytes == 0 || c->disk_bytes < c->cfg.cap_bytes /
+	    10 * 9 || c->db_bytes * 3 > c->disk_bytes ||
+	    c->db_bytes > CACHE_COMPACT_MAX || c->nstage != 0 ||
+	    c->ndels != 0 || now - c->last_optimize < 60000)
+		return;
+	c->last_optimize = now;
+	bnum = c->cfg.cap_bytes / 16384;
+	bnum = bnum < 1021 ? 1021 : bnum > 262139 ? 262139 : bnum;
+	if (!tcbdboptimize(c->bdb, 128, 256, bnum, 8, 10, BDBTLARGE))
+		log_warnx("cache %s: compacting: %s", c->name, cache_tcerr(c));
+	c->disk_bytes = cache_du(c->path);
+	log_debug("cache %s: compacted to %" PRIu64 " bytes", c->name,
+	    c->disk_bytes);
+}
+
+/*
+ * The live bytes allowed.  The file takes more than its live records
+ * (pages, buckets, free space, a commit's log), and how much more is
+ * only seen after a commit: when the file has grown past 90% of the cap,
+ * take what it grew by off the budget; a file that is big but not
+ * growing is reusing its free pages and is left alone.  While the file
+ * is well within the cap a lowered budget creeps back up, never above
+ * where it starts.  prev is the size before the commit; 0 starts afresh
+ * (open, new cap, emptied or compacted file).
+ */
+static void
+cache_budget(struct cache *c, uint64_t prev)
+{
+	uint64_t	cap = c->cfg.cap_bytes, start = cap / 10 * 7;
+	uint64_t	disk = c->disk_bytes, grew;
+
+	if (cap == 0)
+		return;
+	if (prev == 0 || c->budget == 0) {
+		c->budget = start;
+		if (disk > cap && c->db_bytes < disk)
+			c->budget = (uint64_t)((double)start * c->db_bytes /
+			    disk);
+	} else if (disk > cap / 10 * 9 && disk > prev) {
+		/* Take what it grew by past the line off the budget. */
+		grew = disk - (prev > cap / 10 * 9 ? prev : cap / 10 * 9);
+		c->budget = c->budget > grew ? c->budget - grew : 0;
+	} else if (disk < start)
+		c->budget += cap / 64;
+	if (c->budget > start)
+		c->budget = start;
+	if (c->budget < cap / 8)
+		c->budget = cap / 8;
+}
+
+/*
  * Keep the live bytes under the budget, lowering the budget when the file
  * has outgrown the cap; incoming is the size of a message about to come.
  * With drop_newest nothing is evicted here (cache_put refuses instead).
@@ -712,6 +875,7 @@ cache_enforce(struct cache *c, uint64_t incoming)
 {
 	BDBCUR			*cur;
 	const void		*kb;
+	unsigned char		 k[8];
 	int			 ks, vs;
 	uint64_t		 seq, live;
 	struct cache_stage	*s;
@@ -719,18 +883,12 @@ cache_enforce(struct cache *c, uint64_t incoming)
 	if (c->cfg.cap_bytes == 0)
 		return;
 	live = c->db_bytes + c->stage_bytes;
-	if (c->disk_bytes > c->cfg.cap_bytes / 10 * 9 && c->db_bytes > 0) {
-		/*
-		 * The file holds more than live bytes (pages, buckets, free
-		 * space): aim lower, so that file and log stay within the cap.
-		 */
-		c->budget = c->db_bytes * (c->cfg.cap_bytes / 20 * 17 / 2) /
-		    (c->disk_bytes / 2 + 1);
-	}
 	if (c->cfg.drop_newest || live + incoming <= c->budget)
 		return;
+	/* Start past what was evicted already (older records are gone). */
 	cur = tcbdbcurnew(c->bdb);
-	if (tcbdbcurfirst(cur)) {
+	cache_key(c->evicted + 1, k);
+	if (tcbdbcurjump(cur, k, 8)) {
 		do {
 			if ((kb = tcbdbcurkey3(cur, &ks)) == NULL)
 				break;
@@ -740,6 +898,7 @@ cache_enforce(struct cache *c, uint64_t incoming)
 			vs = tcbdbvsiz(c->bdb, kb, ks);
 			cache_del(c, seq, vs > 0 ? vs : 0);
 			c->drops[CACHE_DROP_FULL_OLDEST]++;
+			c->evicted = seq;
 		} while (c->db_bytes + c->stage_bytes + incoming > c->budget &&
 		    tcbdbcurnext(cur));
 	}
@@ -882,6 +1041,11 @@ cache_next(struct cache *c, uint64_t after, struct cache_rec *rec)
 	tcbdbcurdel(cur);
 	if (found)
 		return (1);
+	if (cache_damage(tcbdbecode(c->bdb)) && !c->salvaging) {
+		/* A page that does not read back: copy out the rest. */
+		cache_repair(c);
+		return (cache_next(c, after, rec));
+	}
 	for (s = TAILQ_FIRST(&c->stage); s != NULL; s = next) {
 		next = TAILQ_NEXT(s, entry);
 		if (s->seq <= after)
@@ -933,15 +1097,13 @@ cache_ack(struct cache *c, uint64_t seq, size_t vlen)
 			return;
 		}
 	}
-	if (cache_is_del(c, seq))
+	if (seq == 0 || cache_is_del(c, seq))
 		return;
-	if (vlen == 0) {
-		cache_key(seq, k);
-		if ((vs = tcbdbvsiz(c->bdb, k, 8)) < 0)
-			return;
-		vlen = vs;
-	}
-	cache_del(c, seq, vlen);
+	/* It may be gone already (dropped by the cap or the TTL). */
+	cache_key(seq, k);
+	if ((vs = tcbdbvsiz(c->bdb, k, 8)) < 0)
+		return;
+	cache_del(c, seq, vlen != 0 ? vlen : (size_t)vs);
 }
 
 /* Once a second: expire old messages from the head. */

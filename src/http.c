@@ -22,6 +22,9 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -512,6 +515,7 @@ http_bind_cb(__attribute__((unused)) evutil_socket_t fd,
 	struct evhttp_connection	*evcon;
 	bufferevent_data_cb		 readcb;
 	void				*cbarg;
+	int				 one = 1;
 
 	bufferevent_getcb(bev, &readcb, NULL, NULL, &cbarg);
 	if (readcb == NULL || cbarg == NULL) {
@@ -523,8 +527,13 @@ http_bind_cb(__attribute__((unused)) evutil_socket_t fd,
 	}
 	evcon = cbarg;
 	evhttp_connection_set_closecb(evcon, http_close_cb, c);
-	if ((fd = bufferevent_getfd(bev)) != -1)
+	if ((fd = bufferevent_getfd(bev)) != -1) {
 		http_conn_register(c->http, c, fd);
+		/* A reply's short last piece must not wait for an ack. */
+		if (c->l->kind != HTTP_UNIX)
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+			    sizeof one);
+	}
 	c->incb = evbuffer_add_cb(bufferevent_get_input(bev), http_in_cb, c);
 	http_deadline_start(c);
 	bufferevent_decref(bev);

@@ -249,7 +249,9 @@ outbox_put(struct outbox *ob, const char *topic, const void *payload,
 	}
 	while (ob->n != 0 && (ob->n >= ob->max_n ||
 	    ob->bytes + len > ob->max_bytes)) {
-		outbox_remove(ob, TAILQ_FIRST(&ob->queue));
+		/* The oldest not yet handed to the link (it may still land). */
+		outbox_remove(ob, ob->next != NULL ? ob->next :
+		    TAILQ_FIRST(&ob->queue));
 		ob->dropped++;
 		now = util_now_ms();
 		if (now - ob->last_drop_log >= 60000) {

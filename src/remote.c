@@ -216,7 +216,8 @@ remote_push(struct remote *r, const void *data, size_t len)
 	m = xcalloc(1, sizeof *m);
 	/* NUL-terminated: a malformed message is searched as text. */
 	m->data = xmalloc(len + 1);
-	memcpy(m->data, data, len);
+	if (len > 0)		/* an empty message comes as NULL */
+		memcpy(m->data, data, len);
 	m->data[len] = '\0';
 	m->len = len;
 	TAILQ_INSERT_TAIL(&r->queue, m, entry);
