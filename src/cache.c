@@ -51,6 +51,15 @@
 #define CACHE_COMMIT_BATCH	8192		/* records per transaction */
 #define CACHE_STAGE_MAX		(16u << 20)	/* bytes waiting in memory */
 #define CACHE_ERR_LOG_MS	60000
+/*
+ * Records per leaf page and the defragmentation unit.  A transaction's
+ * log holds the old contents of every region it overwrites, and the
+ * defragmenter moves about 2 * CACHE_DFUNIT pages at a time: small pages
+ * keep that log, and so the peak on disk, small next to the cap.
+ */
+#define CACHE_LMEMB		64
+#define CACHE_DFUNIT		4
+#define CACHE_LOG_ROOM		(384u << 10)	/* a commit's log, at most */
 #define CACHE_META_VERSION	1
 
 struct cache_stage {
@@ -236,9 +245,9 @@ cache_bdb_new(uint64_t cap)
 	 */
 	bnum = cap / 16384;
 	bnum = bnum < 1021 ? 1021 : bnum > 262139 ? 262139 : bnum;
-	tcbdbtune(bdb, 128, 256, bnum, 8, 10, BDBTLARGE);
+	tcbdbtune(bdb, CACHE_LMEMB, 256, bnum, 8, 10, BDBTLARGE);
 	tcbdbsetcache(bdb, 32, 32);
-	tcbdbsetdfunit(bdb, 8);
+	tcbdbsetdfunit(bdb, CACHE_DFUNIT);
 	return (bdb);
 }
 
@@ -823,7 +832,8 @@ cache_compact(struct cache *c)
 	c->last_optimize = now;
 	bnum = c->cfg.cap_bytes / 16384;
 	bnum = bnum < 1021 ? 1021 : bnum > 262139 ? 262139 : bnum;
-	if (!tcbdboptimize(c->bdb, 128, 256, bnum, 8, 10, BDBTLARGE))
+	if (!tcbdboptimize(c->bdb, CACHE_LMEMB, 256, bnum, 8,
+	    10, BDBTLARGE))
 		log_warnx("cache %s: compacting: %s", c->name, cache_tcerr(c));
 	c->disk_bytes = cache_du(c->path);
 	log_debug("cache %s: compacted to %" PRIu64 " bytes", c->name,
@@ -838,16 +848,20 @@ cache_compact(struct cache *c)
  * growing is reusing its free pages and is left alone.  While the file
  * is well within the cap a lowered budget creeps back up, never above
  * where it starts.  prev is the size before the commit; 0 starts afresh
- * (open, new cap, emptied or compacted file).
+ * (open, new cap, emptied or compacted file).  The start leaves room for
+ * a commit's log of overwritten pages, which lives only while the commit
+ * runs and takes up to a few hundred kB whatever the cap.
  */
 static void
 cache_budget(struct cache *c, uint64_t prev)
 {
-	uint64_t	cap = c->cfg.cap_bytes, start = cap / 10 * 7;
-	uint64_t	disk = c->disk_bytes, grew;
+	uint64_t	cap = c->cfg.cap_bytes, start, disk = c->disk_bytes;
+	uint64_t	grew;
 
 	if (cap == 0)
 		return;
+	start = cap / 10 * 7 - (cap / 8 < CACHE_LOG_ROOM ? cap / 8 :
+	    CACHE_LOG_ROOM);
 	if (prev == 0 || c->budget == 0) {
 		c->budget = start;
 		if (disk > cap && c->db_bytes < disk)

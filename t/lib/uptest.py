@@ -31,11 +31,15 @@ UPLINKD = os.environ.get("UPLINKD", os.path.join(BUILDDIR, "src", "uplinkd"))
 # Under AddressSanitizer freed memory waits in a quarantine (256 MB by
 # default) and counts in VmRSS; a small one keeps the tests that watch
 # the daemon's memory meaningful in the sanitizer build too.
-DAEMON_ENV = dict(os.environ)
-if "quarantine_size_mb" not in DAEMON_ENV.get("ASAN_OPTIONS", ""):
-    DAEMON_ENV["ASAN_OPTIONS"] = ":".join(
-        x for x in (DAEMON_ENV.get("ASAN_OPTIONS"), "quarantine_size_mb=4")
-        if x)
+def daemon_env():
+    """The environment as it is now, with a small ASan quarantine."""
+    env = dict(os.environ)
+    if "quarantine_size_mb" not in env.get("ASAN_OPTIONS", ""):
+        env["ASAN_OPTIONS"] = ":".join(
+            x for x in (env.get("ASAN_OPTIONS"), "quarantine_size_mb=4")
+            if x)
+    return env
+
 
 _daemons = []
 _tmpdirs = []
@@ -189,7 +193,7 @@ class Daemon:
         log = open(self.logfile, "a")
         self.proc = subprocess.Popen([UPLINKD, "-d", "-f", self.conffile] + self.args,
                                      stdin=subprocess.DEVNULL, stdout=log,
-                                     stderr=subprocess.STDOUT, env=DAEMON_ENV)
+                                     stderr=subprocess.STDOUT, env=daemon_env())
         log.close()
         if wait:
             self.wait_ready()
