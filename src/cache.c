@@ -52,12 +52,17 @@
 #define CACHE_STAGE_MAX		(16u << 20)	/* bytes waiting in memory */
 #define CACHE_ERR_LOG_MS	60000
 /*
- * Records per leaf page and the defragmentation unit.  A transaction's
- * log holds the old contents of every region it overwrites, and the
- * defragmenter moves about 2 * CACHE_DFUNIT pages at a time: small pages
- * keep that log, and so the peak on disk, small next to the cap.
+ * Leaf pages and the defragmentation unit.  With cache_sync yes, Tokyo
+ * Cabinet syncs its log once for every region a transaction overwrites,
+ * about twice per leaf page written: large pages make few syncs.  But a
+ * transaction's log holds the old contents of the pages it rewrites,
+ * and the defragmenter moves about 2 * CACHE_DFUNIT pages at a time, so
+ * pages stay small next to the cap (cache_bdb_new); the 64 pages Tokyo
+ * Cabinet keeps in memory bound them too.
  */
-#define CACHE_LMEMB		64
+#define CACHE_LMEMB		1024		/* records per leaf, at most */
+#define CACHE_LSMIN		(16u << 10)	/* bytes per leaf, at most: */
+#define CACHE_LSMAX		(128u << 10)	/* cap / 128 within these */
 #define CACHE_DFUNIT		4
 #define CACHE_LOG_ROOM		(384u << 10)	/* a commit's log, at most */
 #define CACHE_META_VERSION	1
@@ -233,21 +238,26 @@ cache_meta_get(struct cache *c)
 static TCBDB *
 cache_bdb_new(uint64_t cap)
 {
-	TCBDB	*bdb;
-	int64_t	 bnum;
+	TCBDB		*bdb;
+	int64_t		 bnum;
+	uint64_t	 lsmax;
 
 	if ((bdb = tcbdbnew()) == NULL)
 		fatalx("tcbdbnew failed");
 	/*
 	 * The bucket array is a fixed part of the file: about one bucket
-	 * per page the cap allows.  Few cached pages: memory does not grow
-	 * with the backlog.
+	 * per page the cap allows.  A bounded number of cached pages:
+	 * memory does not grow with the backlog.
 	 */
 	bnum = cap / 16384;
 	bnum = bnum < 1021 ? 1021 : bnum > 262139 ? 262139 : bnum;
 	tcbdbtune(bdb, CACHE_LMEMB, 256, bnum, 8, 10, BDBTLARGE);
-	tcbdbsetcache(bdb, 32, 32);
+	tcbdbsetcache(bdb, 64, 64);
 	tcbdbsetdfunit(bdb, CACHE_DFUNIT);
+	lsmax = cap != 0 ? cap / 128 : CACHE_LSMAX;
+	lsmax = lsmax < CACHE_LSMIN ? CACHE_LSMIN : lsmax > CACHE_LSMAX ?
+	    CACHE_LSMAX : lsmax;
+	tcbdbsetlsmax(bdb, (uint32_t)lsmax);
 	return (bdb);
 }
 

@@ -970,9 +970,11 @@ cloud_saf_remove(struct store *store, const char *owner)
 	free(path);
 	json_free(doc);
 	xasprintf(&key, "saf.%s", owner);
-	if (store_put_doc(store, key, json_new_object(), &cause) != 0) {
+	doc = json_new_object();
+	if (store_put_doc(store, key, doc, &cause) != 0) {
 		log_warnx("%s", cause);
 		free(cause);
 	}
+	json_free(doc);
 	free(key);
 }
