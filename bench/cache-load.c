@@ -36,11 +36,6 @@
 
 #include <sys/types.h>
 #include <sys/socket.h>
-#include <sys/un.h>
-
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <arpa/inet.h>
 
 #include <err.h>
 #include <errno.h>
@@ -50,9 +45,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "bench.h"
 
 #define LOAD_DIGITS	10
 #define LOAD_RBUF	65536
@@ -80,125 +75,6 @@ load_usage(void)
 	    "           [-o first] [-p pid] [-q depth] [-s source] "
 	    "[-v bytes] unix:path | tcp:host:port\n");
 	exit(2);
-}
-
-static unsigned long long
-load_number(const char *s, const char *what, unsigned long long min,
-    unsigned long long max)
-{
-	char			*end;
-	unsigned long long	 v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (*s == '\0' || *end != '\0' || errno != 0 || v < min || v > max)
-		errx(2, "%s: must be a number from %llu to %llu, not %s", what,
-		    min, max, s);
-	return (v);
-}
-
-/* Wall-clock time in seconds: comparable with the other processes. */
-static double
-load_wall(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (ts.tv_sec + ts.tv_nsec / 1e9);
-}
-
-static double
-load_mono(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (ts.tv_sec + ts.tv_nsec / 1e9);
-}
-
-/* utime + stime of pid in clock ticks; -1 if /proc cannot tell. */
-static long long
-load_ticks(pid_t pid)
-{
-	char			 path[64], buf[2048], *p;
-	unsigned long long	 ut, st;
-	size_t			 n;
-	FILE			*f;
-
-	if (pid == 0)
-		return (-1);
-	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return (-1);
-	n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	/* The command name may hold anything: fields resume after ')'. */
-	if ((p = strrchr(buf, ')')) == NULL || sscanf(p + 2,
-	    "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-	    &st) != 2)
-		return (-1);
-	return ((long long)(ut + st));
-}
-
-/* The first line of path, without its newline; caller frees. */
-static char *
-load_read_token(const char *path)
-{
-	char	*line = NULL;
-	size_t	 cap = 0;
-	ssize_t	 n;
-	FILE	*f;
-
-	if ((f = fopen(path, "r")) == NULL)
-		err(2, "%s", path);
-	if ((n = getline(&line, &cap, f)) == -1)
-		errx(2, "%s: empty", path);
-	fclose(f);
-	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-		line[--n] = '\0';
-	return (line);
-}
-
-/* A connected socket to unix:path or tcp:host:port. */
-static int
-load_connect(const char *addr)
-{
-	struct sockaddr_un	 sun;
-	struct sockaddr_in	 sin;
-	const char		*colon;
-	char			 host[64];
-	int			 fd, one = 1;
-
-	if (strncmp(addr, "unix:", 5) == 0) {
-		memset(&sun, 0, sizeof sun);
-		sun.sun_family = AF_UNIX;
-		if (strlen(addr + 5) >= sizeof sun.sun_path)
-			errx(2, "%s: path too long", addr);
-		memcpy(sun.sun_path, addr + 5, strlen(addr + 5) + 1);
-		if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) == -1)
-			err(1, "socket");
-		if (connect(fd, (struct sockaddr *)&sun, sizeof sun) == -1)
-			err(1, "connect %s", addr);
-		return (fd);
-	}
-	if (strncmp(addr, "tcp:", 4) != 0 ||
-	    (colon = strrchr(addr + 4, ':')) == NULL ||
-	    (size_t)(colon - addr - 4) >= sizeof host)
-		errx(2, "%s: not unix:path or tcp:host:port", addr);
-	memcpy(host, addr + 4, colon - addr - 4);
-	host[colon - addr - 4] = '\0';
-	memset(&sin, 0, sizeof sin);
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons(load_number(colon + 1, "port", 1, 65535));
-	if (inet_pton(AF_INET, host, &sin.sin_addr) != 1)
-		errx(2, "%s: not an IPv4 address", host);
-	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
-		err(1, "socket");
-	if (connect(fd, (struct sockaddr *)&sin, sizeof sin) == -1)
-		err(1, "connect %s", addr);
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	return (fd);
 }
 
 /*
@@ -247,12 +123,8 @@ load_template(struct load_tpl *t, unsigned int count, const char *name,
 	hcap = 512 + strlen(load_token);
 	if ((hdr = malloc(hcap)) == NULL)
 		err(1, "malloc");
-	n = snprintf(hdr, hcap, "POST /api/v1/tags/publish HTTP/1.1\r\n"
-	    "Host: localhost\r\n%s%s%s"
-	    "Content-Type: application/json\r\n"
-	    "Content-Length: %zu\r\n\r\n",
-	    *load_token == '\0' ? "" : "Authorization: Bearer ", load_token,
-	    *load_token == '\0' ? "" : "\r\n", (size_t)(p - body));
+	n = bench_http_head(hdr, hcap, "POST", "/api/v1/tags/publish",
+	    *load_token == '\0' ? NULL : load_token, 1, p - body);
 	if (n < 0 || (size_t)n >= hcap)
 		errx(1, "header too long");
 	if ((t->data = malloc(n + (p - body))) == NULL)
@@ -289,48 +161,18 @@ load_fill(struct load_tpl *t, uint64_t seq)
 		load_digits(t->data + t->digits[j], seq + j, LOAD_DIGITS);
 }
 
-static void
-load_send(int fd, const char *p, size_t len)
-{
-	ssize_t	n;
-
-	while (len > 0) {
-		if ((n = send(fd, p, len, MSG_NOSIGNAL)) == -1) {
-			if (errno == EINTR)
-				continue;
-			err(1, "send to the server");
-		}
-		p += n;
-		len -= n;
-	}
-}
-
 /* Read one answer; it must be 200 publishing count records. */
 static void
 load_answer(int fd, unsigned int count)
 {
-	char		*end, *p, *q, *body;
-	size_t		 hlen, clen, used;
-	unsigned long	 published;
-	ssize_t		 n;
-	int		 have_len;
+	size_t	hlen, clen, used;
+	ssize_t	n;
+	int	have_len;
 
 	for (;;) {
-		end = memmem(load_rbuf, load_rlen, "\r\n\r\n", 4);
-		if (end != NULL) {
-			hlen = end + 4 - load_rbuf;
-			clen = 0;
-			have_len = 0;
-			for (p = load_rbuf; p < end; p = q + 2) {
-				if ((q = memmem(p, end + 2 - p, "\r\n", 2)) ==
-				    NULL)
-					break;
-				if (q - p > 15 && strncasecmp(p,
-				    "Content-Length:", 15) == 0) {
-					clen = strtoul(p + 15, NULL, 10);
-					have_len = 1;
-				}
-			}
+		hlen = bench_http_header(load_rbuf, load_rlen, &clen,
+		    &have_len);
+		if (hlen != 0) {
 			if (!have_len || clen > LOAD_RBUF - hlen)
 				errx(1, "answer without a usable "
 				    "Content-Length: %.*s", (int)hlen,
@@ -349,15 +191,7 @@ load_answer(int fd, unsigned int count)
 			errx(1, "the server closed the connection");
 		load_rlen += n;
 	}
-	body = load_rbuf + hlen;
-	if (strncmp(load_rbuf, "HTTP/1.1 200 ", 13) != 0)
-		errx(1, "answer is not 200: %.*s", (int)(hlen + clen),
-		    load_rbuf);
-	p = memmem(body, clen, "\"published\":", 12);
-	published = p == NULL ? 0 : strtoul(p + 12, NULL, 10);
-	if (published != count)
-		errx(1, "answer does not publish %u records: %.*s", count,
-		    (int)clen, body);
+	bench_http_published(load_rbuf, hlen, clen, count);
 	used = hlen + clen;
 	memmove(load_rbuf, load_rbuf + used, load_rlen - used);
 	load_rlen -= used;
@@ -367,11 +201,10 @@ int
 main(int argc, char **argv)
 {
 	struct load_tpl		 full, last, *t;
-	struct timespec		 ts;
 	unsigned long long	 limit = 0, seq, first = 1;
 	unsigned long		 seconds = 10, interval = 0, depth = 2;
 	unsigned int		 ring[1024], head = 0, inflight = 0, count;
-	uint64_t		 records = 0, requests = 0, us;
+	uint64_t		 records = 0, requests = 0;
 	pid_t			 pid = 0;
 	long long		 t0, t1;
 	double			 start, wall0, wall1 = 0, deadline, sent;
@@ -382,34 +215,36 @@ main(int argc, char **argv)
 	while ((ch = getopt(argc, argv, "b:d:i:k:n:o:p:q:s:v:")) != -1) {
 		switch (ch) {
 		case 'b':
-			load_batch = load_number(optarg, "-b", 1, 1000000);
+			load_batch = bench_number(optarg, "-b", 1, 1000000);
 			break;
 		case 'd':
-			seconds = load_number(optarg, "-d", 1, 86400);
+			seconds = bench_number(optarg, "-d", 1, 86400);
 			break;
 		case 'i':
-			interval = load_number(optarg, "-i", 1, 60000);
+			interval = bench_number(optarg, "-i", 1, 60000);
 			break;
 		case 'k':
-			load_token = load_read_token(optarg);
+			load_token = bench_line(optarg, 2);
 			break;
 		case 'n':
-			limit = load_number(optarg, "-n", 1, 9999999999ULL);
+			limit = bench_number(optarg, "-n", 1,
+			    9999999999ULL);
 			break;
 		case 'o':
-			first = load_number(optarg, "-o", 0, 9999999999ULL);
+			first = bench_number(optarg, "-o", 0,
+			    9999999999ULL);
 			break;
 		case 'p':
-			pid = load_number(optarg, "-p", 1, INT_MAX);
+			pid = bench_number(optarg, "-p", 1, INT_MAX);
 			break;
 		case 'q':
-			depth = load_number(optarg, "-q", 1, 1024);
+			depth = bench_number(optarg, "-q", 1, 1024);
 			break;
 		case 's':
 			load_source = optarg;
 			break;
 		case 'v':
-			load_vlen = load_number(optarg, "-v", 1, 65536);
+			load_vlen = bench_number(optarg, "-v", 1, 65536);
 			break;
 		default:
 			load_usage();
@@ -430,17 +265,17 @@ main(int argc, char **argv)
 	if (limit != 0 && limit % load_batch != 0)
 		load_template(&last, limit % load_batch, interval != 0 ? "t" :
 		    "v", interval != 0);
-	fd = load_connect(argv[0]);
+	fd = bench_connect(argv[0], 1);
 
 	hz = sysconf(_SC_CLK_TCK);
-	t0 = load_ticks(pid);
-	start = load_mono();
-	wall0 = load_wall();
+	t0 = bench_ticks(pid);
+	start = bench_mono();
+	wall0 = bench_wall();
 	deadline = start + seconds;
 	next = start;
 	seq = first;
 	for (;;) {
-		now = load_mono();
+		now = bench_mono();
 		/* Issue while there is room, time and records left. */
 		if (inflight < depth && now < deadline &&
 		    (limit == 0 || seq - first < limit)) {
@@ -452,16 +287,14 @@ main(int argc, char **argv)
 			    &last : &full;
 			load_fill(t, seq);
 			if (interval != 0) {
-				clock_gettime(CLOCK_REALTIME, &ts);
-				us = (uint64_t)ts.tv_sec * 1000000 +
-				    ts.tv_nsec / 1000;
 				load_digits(t->data + t->digits[0] +
-				    LOAD_DIGITS + 1, us, 16);
+				    LOAD_DIGITS + 1, bench_wall_us(), 16);
 				next += interval / 1000.0;
 			}
-			load_send(fd, t->data, t->len);
+			bench_send(fd, t->data, t->len, MSG_NOSIGNAL,
+			    "send to the server");
 			ring[(head + inflight) % depth] = t->count;
-			sendt[(head + inflight) % depth] = load_mono();
+			sendt[(head + inflight) % depth] = bench_mono();
 			inflight++;
 			seq += t->count;
 			continue;
@@ -471,15 +304,15 @@ main(int argc, char **argv)
 		count = ring[head];
 		sent = sendt[head];
 		load_answer(fd, count);
-		if ((now = load_mono()) - sent > slow)
+		if ((now = bench_mono()) - sent > slow)
 			slow = now - sent;
 		head = (head + 1) % depth;
 		inflight--;
 		records += count;
 		requests++;
-		wall1 = load_wall();
+		wall1 = bench_wall();
 	}
-	t1 = load_ticks(pid);
+	t1 = bench_ticks(pid);
 	close(fd);
 	if (requests == 0)
 		errx(1, "no request was answered");

@@ -30,7 +30,6 @@
 #include <sys/wait.h>
 
 #include <netinet/in.h>
-#include <arpa/inet.h>
 
 #include <err.h>
 #include <errno.h>
@@ -39,8 +38,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "bench.h"
 
 #define START_LIMIT	60.0	/* seconds for both answers */
 
@@ -63,37 +63,6 @@ start_signal(int sig)
 		kill(start_child, sig);
 }
 
-static double
-start_now(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (ts.tv_sec + ts.tv_nsec / 1e9);
-}
-
-/* The first line of path, without its newline; caller frees. */
-static char *
-start_token(const char *path)
-{
-	char	*line = NULL;
-	size_t	 cap = 0;
-	ssize_t	 n;
-	FILE	*f;
-
-	if ((f = fopen(path, "r")) == NULL)
-		return (NULL);
-	if ((n = getline(&line, &cap, f)) == -1) {
-		fclose(f);
-		free(line);
-		return (NULL);
-	}
-	fclose(f);
-	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-		line[--n] = '\0';
-	return (line);
-}
-
 /*
  * One GET over a new connection: the status (0 if nobody listens or the
  * connection broke), the body (up to cap - 1 bytes) in body.
@@ -109,16 +78,9 @@ start_get(int port, const char *path, const char *token, char *body,
 	ssize_t			 n;
 	int			 fd, status = 0, ms;
 
-	memset(&sin, 0, sizeof sin);
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons(port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
-		err(2, "socket");
-	if (connect(fd, (struct sockaddr *)&sin, sizeof sin) == -1) {
-		close(fd);
+	bench_inet(&sin, "127.0.0.1", port);
+	if ((fd = bench_dial((struct sockaddr *)&sin, sizeof sin, 0, 2)) == -1)
 		return (0);
-	}
 	n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n"
 	    "%s%s%s\r\n", path, token != NULL ? "Authorization: Bearer " : "",
 	    token != NULL ? token : "", token != NULL ? "\r\n" : "");
@@ -131,7 +93,7 @@ start_get(int port, const char *path, const char *token, char *body,
 	pfd.fd = fd;
 	pfd.events = POLLIN;
 	for (;;) {
-		ms = (deadline - start_now()) * 1000;
+		ms = (deadline - bench_mono()) * 1000;
 		if (ms <= 0 || poll(&pfd, 1, ms) <= 0)
 			break;
 		n = recv(fd, buf + len, sizeof buf - 1 - len, 0);
@@ -169,7 +131,6 @@ start_field(const char *s, const char *key)
 int
 main(int argc, char **argv)
 {
-	struct sigaction	 sa;
 	const char		*outpath = NULL, *tokpath = NULL, *id = "1";
 	char			*token = NULL, path[128], body[65536];
 	char			*backlog;
@@ -202,12 +163,9 @@ main(int argc, char **argv)
 		start_usage();
 	snprintf(path, sizeof path, "/api/v1/mqtt/%s/store-and-forward", id);
 
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = start_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	bench_catch(start_signal);
 
-	t0 = start_now();
+	t0 = bench_mono();
 	if ((pid = fork()) == -1)
 		err(2, "fork");
 	if (pid == 0) {
@@ -224,7 +182,7 @@ main(int argc, char **argv)
 			}
 			return (2);
 		}
-		if (start_now() > deadline) {
+		if (bench_mono() > deadline) {
 			kill(pid, SIGKILL);
 			waitpid(pid, &status, 0);
 			if ((f = fopen(outpath, "w")) != NULL) {
@@ -236,17 +194,17 @@ main(int argc, char **argv)
 		if (phase == 0) {
 			if (start_get(port, "/api/v1/health", NULL, NULL, 0,
 			    deadline) == 200) {
-				health = start_now() - t0;
+				health = bench_mono() - t0;
 				phase = 1;
 				continue;
 			}
 		} else {
 			/* The token exists once the daemon has started. */
 			if (token == NULL && tokpath != NULL)
-				token = start_token(tokpath);
+				token = bench_line(tokpath, 0);
 			if (start_get(port, path, token, body, sizeof body,
 			    deadline) == 200) {
-				saf = start_now() - t0;
+				saf = bench_mono() - t0;
 				phase = 2;
 				continue;
 			}

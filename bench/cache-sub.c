@@ -44,29 +44,25 @@
 #include <sys/socket.h>
 
 #include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <arpa/inet.h>
 
 #include <err.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "bench.h"
 
 #define SUB_BUF		(4 * 1024 * 1024)
 #define SUB_OBUF	65536
 #define SUB_BUCKET_US	10000
 #define SUB_MARK	"\"value\":\""
 #define SUB_MARKLEN	(sizeof SUB_MARK - 1)
-
-static volatile sig_atomic_t	 sub_quit;
 
 static int		 sub_fd;
 static unsigned char	 sub_obuf[SUB_OBUF];
@@ -98,124 +94,11 @@ sub_usage(void)
 }
 
 static void
-sub_signal(int sig)
-{
-	(void)sig;
-	sub_quit = 1;
-}
-
-/* Wall-clock time in microseconds, comparable with cache-load's. */
-static int64_t
-sub_wall_us(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
-}
-
-static unsigned long
-sub_number(const char *s, const char *what, unsigned long max)
-{
-	char		*end;
-	unsigned long	 v;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (*s == '\0' || *end != '\0' || errno != 0 || v > max)
-		errx(2, "%s: not a number in 0..%lu: %s", what, max, s);
-	return (v);
-}
-
-/* Write all of buf, blocking. */
-static void
-sub_write(const void *buf, size_t len)
-{
-	const char	*p = buf;
-	ssize_t		 n;
-
-	while (len > 0) {
-		if ((n = send(sub_fd, p, len, MSG_NOSIGNAL)) == -1) {
-			if (errno == EINTR)
-				continue;
-			err(1, "write to the broker");
-		}
-		p += n;
-		len -= n;
-	}
-}
-
-static void
 sub_flush(void)
 {
-	sub_write(sub_obuf, sub_olen);
+	bench_send(sub_fd, sub_obuf, sub_olen, MSG_NOSIGNAL,
+	    "write to the broker");
 	sub_olen = 0;
-}
-
-/* Append an MQTT remaining length; the bytes used. */
-static size_t
-sub_varint(unsigned char *p, size_t v)
-{
-	size_t	n = 0;
-
-	do {
-		p[n] = v % 128;
-		v /= 128;
-		if (v > 0)
-			p[n] |= 0x80;
-		n++;
-	} while (v > 0);
-	return (n);
-}
-
-/* Append a two-byte length and the string. */
-static size_t
-sub_str(unsigned char *p, const char *s)
-{
-	size_t	len = strlen(s);
-
-	p[0] = len >> 8;
-	p[1] = len & 0xff;
-	memcpy(p + 2, s, len);
-	return (len + 2);
-}
-
-/* Send a packet of type byte type and body len bytes at body. */
-static void
-sub_packet_out(unsigned char type, const unsigned char *body, size_t len)
-{
-	unsigned char	hdr[5];
-	size_t		n;
-
-	hdr[0] = type;
-	n = 1 + sub_varint(hdr + 1, len);
-	sub_write(hdr, n);
-	sub_write(body, len);
-}
-
-/*
- * A whole packet at buf, if there is one: its length in *plen, the
- * offset of its variable header in *hlen; 0 when more bytes are needed.
- */
-static int
-sub_packet(const unsigned char *buf, size_t len, size_t *plen, size_t *hlen)
-{
-	size_t	rem = 0, mul = 1, i;
-
-	for (i = 1; i < len && i <= 4; i++) {
-		rem += (buf[i] & 0x7f) * mul;
-		mul *= 128;
-		if ((buf[i] & 0x80) == 0) {
-			if (len < i + 1 + rem)
-				return (0);
-			*hlen = i + 1;
-			*plen = i + 1 + rem;
-			return (1);
-		}
-	}
-	if (i > 4)
-		errx(1, "malformed remaining length from the broker");
-	return (0);
 }
 
 /* n decimal digits at p, or -1 if one is not a digit. */
@@ -377,39 +260,31 @@ static int
 sub_connect(const char *host, const char *port)
 {
 	struct sockaddr_in	sin;
-	int			fd, n, one = 1;
+	int			fd, n;
 
-	memset(&sin, 0, sizeof sin);
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons(sub_number(port, "port", 65535));
-	if (inet_pton(AF_INET, host, &sin.sin_addr) != 1)
+	if (bench_inet(&sin, host, bench_range(port, "port", 0, 65535)) == -1)
 		errx(2, "%s: not an IPv4 address", host);
-	for (n = 0;; n++) {
-		if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
-			err(1, "socket");
-		if (connect(fd, (struct sockaddr *)&sin, sizeof sin) == 0)
-			break;
-		if (errno != ECONNREFUSED || n == 1000 || sub_quit)
+	for (n = 0; (fd = bench_dial((struct sockaddr *)&sin, sizeof sin, 1,
+	    1)) == -1; n++) {
+		if (errno != ECONNREFUSED || n == 1000 || bench_quit)
 			err(1, "connect %s:%s", host, port);
-		close(fd);
 		usleep(10000);
 	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	return (fd);
 }
 
 int
 main(int argc, char **argv)
 {
-	struct sigaction	 sa;
 	struct pollfd		 pfd;
-	unsigned char		*buf, pkt[600];
+	struct bench_buf	 b;
+	unsigned char		*p, pkt[600];
 	const char		*ready, *filter, *client = NULL;
 	const char		*series = NULL;
 	char			 idbuf[64];
 	unsigned long		 idle = 0, qos = 1;
 	unsigned long long	 count = 0;
-	size_t			 len = 0, cap = SUB_BUF, plen, hlen, off, n, i;
+	size_t			 plen, hlen, off, n, i;
 	ssize_t			 r;
 	int64_t			 now, last = 0, sub_at = 0;
 	double			 sum = 0, secs;
@@ -420,13 +295,13 @@ main(int argc, char **argv)
 	while ((ch = getopt(argc, argv, "C:c:i:l:o:Pq:rs:")) != -1) {
 		switch (ch) {
 		case 'C':
-			count = sub_number(optarg, "-C", ULONG_MAX);
+			count = bench_range(optarg, "-C", 0, ULONG_MAX);
 			break;
 		case 'c':
 			client = optarg;
 			break;
 		case 'i':
-			idle = sub_number(optarg, "-i", 86400);
+			idle = bench_range(optarg, "-i", 0, 86400);
 			break;
 		case 'l':
 			if ((sub_lat = fopen(optarg, "w")) == NULL)
@@ -440,7 +315,7 @@ main(int argc, char **argv)
 			persist = 1;
 			break;
 		case 'q':
-			qos = sub_number(optarg, "-q", 1);
+			qos = bench_range(optarg, "-q", 0, 1);
 			break;
 		case 'r':
 			reg = 1;
@@ -467,98 +342,58 @@ main(int argc, char **argv)
 	if (strlen(client) > 23)
 		errx(2, "-c: a client id has at most 23 bytes");
 
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = sub_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	if ((buf = malloc(cap)) == NULL)
-		err(1, "malloc");
+	bench_catch(NULL);
+	bench_buf_init(&b, SUB_BUF);
 	sub_fd = sub_connect(argv[1], argv[2]);
-
-	/* CONNECT: MQTT 3.1.1, keep-alive off. */
-	n = sub_str(pkt, "MQTT");
-	pkt[n++] = 4;
-	pkt[n++] = persist ? 0x00 : 0x02;
-	pkt[n++] = 0;
-	pkt[n++] = 0;
-	n += sub_str(pkt + n, client);
-	sub_packet_out(0x10, pkt, n);
-	/* SUBSCRIBE, packet id 1. */
-	n = 0;
-	pkt[n++] = 0;
-	pkt[n++] = 1;
-	n += sub_str(pkt + n, filter);
-	pkt[n++] = qos;
-	sub_packet_out(0x82, pkt, n);
+	/* With -P the broker keeps the session; SUBSCRIBE has packet id 1. */
+	n = bench_mqtt_connect(pkt, client, !persist);
+	bench_send(sub_fd, pkt, n, MSG_NOSIGNAL, "write to the broker");
+	n = bench_mqtt_subscribe(pkt, filter, qos);
+	bench_send(sub_fd, pkt, n, MSG_NOSIGNAL, "write to the broker");
 
 	pfd.fd = sub_fd;
 	pfd.events = POLLIN;
-	while (!sub_quit) {
+	while (!bench_quit) {
 		if (count != 0 && sub_distinct >= count)
 			break;
 		if (idle != 0 && last != 0 &&
-		    sub_wall_us() - last >= (int64_t)idle * 1000000)
+		    bench_wall_us() - last >= (int64_t)idle * 1000000)
 			break;
 		if (poll(&pfd, 1, 20) == -1) {
 			if (errno == EINTR)
 				continue;
 			err(1, "poll");
 		}
-		if (len == cap) {
-			cap *= 2;
-			if ((buf = realloc(buf, cap)) == NULL)
-				err(1, "realloc");
-		}
-		r = recv(sub_fd, buf + len, cap - len, MSG_DONTWAIT);
-		if (r == -1 && (errno == EINTR || errno == EAGAIN))
+		if ((r = bench_mqtt_read(sub_fd, &b)) == -1)
 			continue;
-		if (r == -1)
-			err(1, "read from the broker");
 		if (r == 0) {
 			closed = 1;
 			break;
 		}
-		now = sub_wall_us();
-		len += r;
+		now = bench_wall_us();
 		off = 0;
-		while (len - off >= 2 && sub_packet(buf + off, len - off,
-		    &plen, &hlen)) {
-			switch (buf[off] >> 4) {
-			case 3:
-				sub_publish(buf[off] & 0x0f, buf + off + hlen,
-				    plen - hlen, now);
+		while (b.len - off >= 2 && bench_mqtt_packet((unsigned char *)
+		    b.data + off, b.len - off, &plen, &hlen)) {
+			p = (unsigned char *)b.data + off;
+			if (p[0] >> 4 == 3) {
+				sub_publish(p[0] & 0x0f, p + hlen, plen - hlen,
+				    now);
 				last = now;
-				break;
-			case 2:
-				if (plen - hlen < 2 || buf[off + hlen + 1] != 0)
-					errx(1, "the broker refused the "
-					    "connection");
-				break;
-			case 9:
-				if (plen - hlen < 3 ||
-				    buf[off + hlen + 2] == 0x80)
-					errx(1, "the broker refused the "
-					    "subscription to %s", filter);
+			} else if (bench_mqtt_acked(p, plen, hlen, filter)) {
 				sub_at = now;
-				if ((f = fopen(ready, "w")) == NULL ||
-				    fprintf(f, "ready %.6f\n", now / 1e6) < 0 ||
-				    fclose(f) == EOF)
-					err(1, "%s", ready);
+				bench_put(ready, "ready %.6f\n", now / 1e6);
 				subscribed = 1;
-				break;
-			default:
-				break;
 			}
 			off += plen;
 		}
-		memmove(buf, buf + off, len - off);
-		len -= off;
+		bench_buf_drop(&b, off);
 		if (sub_olen != 0)
 			sub_flush();
 		if (reg && subscribed) {
-			pkt[0] = 0xe0;
+			pkt[0] = 0xe0;		/* DISCONNECT */
 			pkt[1] = 0;
-			sub_write(pkt, 2);
+			bench_send(sub_fd, pkt, 2, MSG_NOSIGNAL,
+			    "write to the broker");
 			return (0);
 		}
 	}
@@ -574,8 +409,9 @@ main(int argc, char **argv)
 			err(1, "%s", series);
 		for (i = 0; i < sub_nseries; i++)
 			if (sub_series[i] != 0)
-				fprintf(f, "%.6f %u\n", (sub_first_us + (int64_t)i *
-				    SUB_BUCKET_US) / 1e6, sub_series[i]);
+				fprintf(f, "%.6f %u\n", (sub_first_us +
+				    (int64_t)i * SUB_BUCKET_US) / 1e6,
+				    sub_series[i]);
 		if (fclose(f) == EOF)
 			err(1, "%s", series);
 	}

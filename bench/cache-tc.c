@@ -19,9 +19,9 @@
  * window (-m, default 100 ms, uplinkd's cache_commit_ms default) or
  * of -b records (default 8192, what src/cache.c writes in one
  * transaction at most; 0: no bound), whichever comes first, one after
- * the other, for -d seconds (default 10).  Prints one line of key=value pairs: records,
- * commits, seconds, the rate, the bytes of a record and the size of the
- * file.
+ * the other, for -d seconds (default 10).  Prints one line of
+ * key=value pairs: records, commits, seconds, the rate, the bytes of a
+ * record and the size of the file.
  */
 
 #include <sys/stat.h>
@@ -32,29 +32,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <tcutil.h>
 #include <tcbdb.h>
 
-static double
-tc_now(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (ts.tv_sec + ts.tv_nsec / 1e9);
-}
+#include "bench.h"
 
 static unsigned long
 tc_number(const char *s, const char *what)
 {
-	char		*end;
-	unsigned long	 v;
+	unsigned long long	v;
 
-	v = strtoul(s, &end, 10);
-	if (*s == '\0' || *end != '\0' || v == 0 || v > 86400000)
+	if (bench_parse(s, &v) == -1 || v == 0 || v > 86400000)
 		errx(2, "%s: not a positive number: %s", what, s);
 	return (v);
 }
@@ -64,7 +54,6 @@ main(int argc, char **argv)
 {
 	TCBDB		*bdb;
 	struct stat	 st;
-	struct timespec	 ts;
 	unsigned char	 k[8], *v;
 	char		*line = NULL;
 	size_t		 cap = 0, tlen, vlen;
@@ -114,8 +103,7 @@ main(int argc, char **argv)
 	vlen = 16 + tlen + plen;
 	if ((v = malloc(vlen)) == NULL)
 		err(1, "malloc");
-	clock_gettime(CLOCK_REALTIME, &ts);
-	enq = (uint64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	enq = bench_wall_us();
 	v[0] = 1;
 	v[1] = 1;
 	v[2] = 0;
@@ -136,12 +124,12 @@ main(int argc, char **argv)
 	if (!tcbdbopen(bdb, argv[0], omode))
 		errx(1, "%s: %s", argv[0], tcbdberrmsg(tcbdbecode(bdb)));
 
-	start = tc_now();
+	start = bench_mono();
 	end = start + seconds;
 	do {
 		if (!tcbdbtranbegin(bdb))
 			errx(1, "begin: %s", tcbdberrmsg(tcbdbecode(bdb)));
-		window = tc_now() + commit_ms / 1000.0;
+		window = bench_mono() + commit_ms / 1000.0;
 		n = 0;
 		do {
 			/* The clock is read every 256 records. */
@@ -154,13 +142,13 @@ main(int argc, char **argv)
 					errx(1, "put: %s",
 					    tcbdberrmsg(tcbdbecode(bdb)));
 			}
-			now = tc_now();
+			now = bench_mono();
 		} while (now < window && now < end && (batch == 0 ||
 		    n + 256 <= batch));
 		if (!tcbdbtrancommit(bdb))
 			errx(1, "commit: %s", tcbdberrmsg(tcbdbecode(bdb)));
 		commits++;
-	} while ((now = tc_now()) < end);
+	} while ((now = bench_mono()) < end);
 	if (!tcbdbclose(bdb))
 		errx(1, "close: %s", tcbdberrmsg(tcbdbecode(bdb)));
 	tcbdbdel(bdb);

@@ -27,6 +27,8 @@
 #include <event2/http.h>
 #include <event2/util.h>
 
+#include "bench.h"
+
 static void	baseline_request_cb(struct evhttp_request *, void *);
 static void	baseline_signal_cb(evutil_socket_t, short, void *);
 
@@ -42,7 +44,6 @@ main(int argc, char **argv)
 	struct event			*sigterm, *sigint;
 	struct sockaddr_storage		 ss;
 	ev_socklen_t			 sslen = sizeof(ss);
-	FILE				*f;
 	int				 port;
 
 	if (argc != 3) {
@@ -73,11 +74,7 @@ main(int argc, char **argv)
 	    evsignal_add(sigint, NULL) == -1)
 		errx(1, "cannot catch signals");
 
-	if ((f = fopen(argv[1], "w")) == NULL)
-		err(1, "%s", argv[1]);
-	fprintf(f, "%d\n", port);
-	if (fclose(f) == EOF)
-		err(1, "%s", argv[1]);
+	bench_put(argv[1], "%d\n", port);
 
 	event_base_dispatch(base);
 
@@ -95,6 +92,7 @@ baseline_request_cb(struct evhttp_request *req, void *arg)
 	struct evkeyvalq	*h = evhttp_request_get_output_headers(req);
 	struct evbuffer		*buf = evhttp_request_get_output_buffer(req);
 
+	(void)arg;
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	evhttp_add_header(h, "Content-Type", "application/json");
 	evbuffer_add(buf, baseline_body, baseline_len);
@@ -105,5 +103,7 @@ baseline_request_cb(struct evhttp_request *req, void *arg)
 static void
 baseline_signal_cb(evutil_socket_t sig, short events, void *arg)
 {
+	(void)sig;
+	(void)events;
 	event_base_loopbreak(arg);
 }

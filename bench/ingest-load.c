@@ -37,14 +37,10 @@
 
 #include <sys/types.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <arpa/inet.h>
 
 #include <err.h>
 #include <errno.h>
@@ -56,9 +52,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "bench.h"
 
 #define LOAD_MAXEVENTS	64
 #define LOAD_RBUF	65536
@@ -105,13 +101,7 @@ struct sink_conn {
 
 static int		 load_main(int, char **);
 static int		 sink_main(int, char **);
-static void		 load_usage(void);
-static char		*load_token(const char *);
-static int		 load_parse_addr(const char *,
-			    struct sockaddr_storage *, socklen_t *);
-static double		 load_now(void);
-static double		 load_self_cpu(void);
-static int		 load_proc_ticks(pid_t, uint64_t *);
+static void		 load_usage(void) __attribute__((__noreturn__));
 static long		 load_proc_kb(pid_t, const char *);
 static void		 load_build(struct load_req *, unsigned int,
 			    unsigned int, unsigned int, const char *,
@@ -119,7 +109,6 @@ static void		 load_build(struct load_req *, unsigned int,
 static void		 load_nonblock(int);
 static void		 load_pump(struct load_conn *, int);
 static int		 load_answer(struct load_conn *, size_t *);
-static void		 sink_signal_cb(int);
 static int		 sink_read(struct sink_conn *, char *);
 static int		 sink_flush(struct sink_conn *);
 
@@ -133,9 +122,8 @@ static int		 load_stop;	/* issue no more */
 static struct load_count load_total;
 static double		 load_last;	/* time of the last answer */
 
-static volatile sig_atomic_t	 sink_quit;
-static char			 sink_answer[256];
-static size_t			 sink_answer_len;
+static char		 sink_answer[256];
+static size_t		 sink_answer_len;
 
 int
 main(int argc, char **argv)
@@ -146,7 +134,6 @@ main(int argc, char **argv)
 	if (argc >= 2 && strcmp(argv[1], "sink") == 0)
 		return (sink_main(argc - 1, argv + 1));
 	load_usage();
-	return (2);
 }
 
 static void
@@ -160,126 +147,7 @@ load_usage(void)
 	    "unix:path | tcp:host:port\n"
 	    "       ingest-load sink [-b batch] portfile "
 	    "unix:path | tcp:host:port ...\n");
-}
-
-/* A positive number from an option, or exit. */
-static unsigned long
-load_number(const char *s, const char *what, unsigned long max)
-{
-	char		*end;
-	unsigned long	 v;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno != 0 || *end != '\0' || *s == '\0' || v == 0 || v > max)
-		errx(2, "%s: must be a number from 1 to %lu, not %s", what,
-		    max, s);
-	return (v);
-}
-
-/* The first line of path, without its newline; caller frees. */
-static char *
-load_token(const char *path)
-{
-	char	*line = NULL;
-	size_t	 cap = 0;
-	ssize_t	 n;
-	FILE	*f;
-
-	if ((f = fopen(path, "r")) == NULL)
-		err(2, "%s", path);
-	if ((n = getline(&line, &cap, f)) == -1)
-		errx(2, "%s: empty", path);
-	fclose(f);
-	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-		line[--n] = '\0';
-	return (line);
-}
-
-/* unix:path or tcp:host:port into ss; -1 if it is neither. */
-static int
-load_parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *sslen)
-{
-	struct sockaddr_un	*sun = (struct sockaddr_un *)ss;
-	struct sockaddr_in	*sin = (struct sockaddr_in *)ss;
-	const char		*colon;
-	char			 host[64];
-	unsigned long		 port;
-	char			*end;
-
-	memset(ss, 0, sizeof *ss);
-	if (strncmp(s, "unix:", 5) == 0) {
-		if (strlen(s + 5) >= sizeof sun->sun_path)
-			return (-1);
-		sun->sun_family = AF_UNIX;
-		memcpy(sun->sun_path, s + 5, strlen(s + 5) + 1);
-		*sslen = sizeof *sun;
-		return (0);
-	}
-	if (strncmp(s, "tcp:", 4) != 0 || (colon = strrchr(s + 4, ':')) ==
-	    NULL || (size_t)(colon - (s + 4)) >= sizeof host)
-		return (-1);
-	memcpy(host, s + 4, colon - (s + 4));
-	host[colon - (s + 4)] = '\0';
-	errno = 0;
-	port = strtoul(colon + 1, &end, 10);
-	if (errno != 0 || *end != '\0' || colon[1] == '\0' || port > 65535)
-		return (-1);
-	sin->sin_family = AF_INET;
-	sin->sin_port = htons(port);
-	if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
-		return (-1);
-	*sslen = sizeof *sin;
-	return (0);
-}
-
-static double
-load_now(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (ts.tv_sec + ts.tv_nsec / 1e9);
-}
-
-/* This process's CPU time so far, in seconds. */
-static double
-load_self_cpu(void)
-{
-	struct rusage	 ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-	    ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
-}
-
-/* utime + stime of pid in clock ticks; -1 if /proc cannot tell. */
-static int
-load_proc_ticks(pid_t pid, uint64_t *ticks)
-{
-	char			 path[64], buf[2048], *p;
-	unsigned long long	 ut, st;
-	ssize_t			 n;
-	int			 fd;
-
-	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
-	if ((fd = open(path, O_RDONLY)) == -1)
-		return (-1);
-	n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return (-1);
-	buf[n] = '\0';
-	/* The name may hold anything: fields resume after the last ')'. */
-	if ((p = strrchr(buf, ')')) == NULL)
-		return (-1);
-	/* state ppid pgrp session tty tpgid flags minflt cminflt majflt
-	 * cmajflt utime stime */
-	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
-	    "%llu %llu", &ut, &st) != 2)
-		return (-1);
-	*ticks = ut + st;
-	return (0);
+	exit(2);
 }
 
 /* A kB field of /proc/pid/status (VmRSS, VmHWM); -1 if absent. */
@@ -351,13 +219,8 @@ load_build(struct load_req *r, unsigned int i, unsigned int batch,
 	hcap = 512 + strlen(token);
 	if ((r->data = malloc(hcap + (p - body))) == NULL)
 		err(1, "malloc");
-	n = snprintf(r->data, hcap, "POST /api/v1/tags/publish HTTP/1.1\r\n"
-	    "Host: localhost\r\n"
-	    "%s%s%s"
-	    "Content-Type: application/json\r\n"
-	    "Content-Length: %zu\r\n"
-	    "\r\n", *token == '\0' ? "" : "Authorization: Bearer ", token,
-	    *token == '\0' ? "" : "\r\n", (size_t)(p - body));
+	n = bench_http_head(r->data, hcap, "POST", "/api/v1/tags/publish",
+	    *token == '\0' ? NULL : token, 1, p - body);
 	if (n < 0 || (size_t)n >= hcap)
 		errx(1, "request %u: header buffer too small", i);
 	memcpy(r->data + n, body, p - body);
@@ -383,26 +246,15 @@ load_nonblock(int fd)
 static int
 load_answer(struct load_conn *c, size_t *used)
 {
-	char		*end, *p, *q, *body;
-	size_t		 hlen, clen = 0;
-	int		 have_len = 0;
-	unsigned long	 published;
+	size_t	hlen, clen;
+	int	have_len;
 
-	end = memmem(c->rbuf, c->rlen, "\r\n\r\n", 4);
-	if (end == NULL) {
+	hlen = bench_http_header(c->rbuf, c->rlen, &clen, &have_len);
+	if (hlen == 0) {
 		if (c->rlen == LOAD_RBUF)
 			errx(1, "answer header longer than %d bytes",
 			    LOAD_RBUF);
 		return (1);
-	}
-	hlen = end + 4 - c->rbuf;
-	for (p = c->rbuf; p < end; p = q + 2) {
-		if ((q = memmem(p, end + 2 - p, "\r\n", 2)) == NULL)
-			break;
-		if (q - p > 15 && strncasecmp(p, "Content-Length:", 15) == 0) {
-			clen = strtoul(p + 15, NULL, 10);
-			have_len = 1;
-		}
 	}
 	if (!have_len)
 		errx(1, "answer without Content-Length: %.*s", (int)hlen,
@@ -411,15 +263,7 @@ load_answer(struct load_conn *c, size_t *used)
 		errx(1, "answer of %zu bytes: %.*s", clen, (int)hlen, c->rbuf);
 	if (c->rlen < hlen + clen)
 		return (1);
-	body = c->rbuf + hlen;
-	if (c->rlen < 13 || strncmp(c->rbuf, "HTTP/1.1 200 ", 13) != 0)
-		errx(1, "answer is not 200: %.*s", (int)(hlen + clen),
-		    c->rbuf);
-	p = memmem(body, clen, "\"published\":", 12);
-	published = p == NULL ? 0 : strtoul(p + 12, NULL, 10);
-	if (published != load_batch)
-		errx(1, "answer does not publish %u records: %.*s",
-		    load_batch, (int)clen, body);
+	bench_http_published(c->rbuf, hlen, clen, load_batch);
 	*used = hlen + clen;
 	return (0);
 }
@@ -460,7 +304,7 @@ load_pump(struct load_conn *c, int events)
 				memmove(c->rbuf, c->rbuf + used,
 				    c->rlen - used);
 				c->rlen -= used;
-				load_last = load_now();
+				load_last = bench_mono();
 			}
 		}
 	}
@@ -500,64 +344,65 @@ load_main(int argc, char **argv)
 	const char		*token = "", *source = "ingest";
 	unsigned int		 nconns = 4, tags = 10000, i;
 	unsigned long		 seconds = 10, warmup = 1;
-	uint64_t		 t0 = 0, t1 = 0, inflight;
+	uint64_t		 inflight;
 	pid_t			 pid = 0;
 	double			 now, begin, tstart = 0, deadline;
 	double			 cpu0 = 0, secs, hz;
+	long long		 t0 = 0, t1 = 0;
 	long			 rss, hwm;
-	int			 ch, ep, n, k, one = 1, measuring;
+	int			 ch, ep, n, k, measuring;
 
 	load_nreqs = 0;
 	while ((ch = getopt(argc, argv, "b:c:d:k:n:p:q:r:s:t:w:")) != -1) {
 		switch (ch) {
 		case 'b':
-			load_batch = load_number(optarg, "-b", 10000000);
+			load_batch = bench_number(optarg, "-b", 1, 10000000);
 			break;
 		case 'c':
-			nconns = load_number(optarg, "-c", 10000);
+			nconns = bench_number(optarg, "-c", 1, 10000);
 			break;
 		case 'd':
-			seconds = load_number(optarg, "-d", 86400);
+			seconds = bench_number(optarg, "-d", 1, 86400);
 			break;
 		case 'k':
-			token = load_token(optarg);
+			token = bench_line(optarg, 2);
 			break;
 		case 'n':
-			load_nreqs = load_number(optarg, "-n", 1000000);
+			load_nreqs = bench_number(optarg, "-n", 1, 1000000);
 			break;
 		case 'p':
-			pid = load_number(optarg, "-p", INT_MAX);
+			pid = bench_number(optarg, "-p", 1, INT_MAX);
 			break;
 		case 'q':
-			load_depth = load_number(optarg, "-q", 1024);
+			load_depth = bench_number(optarg, "-q", 1, 1024);
 			break;
 		case 'r':
-			load_limit = load_number(optarg, "-r", 1000000000);
+			load_limit = bench_number(optarg, "-r", 1,
+			    1000000000);
 			break;
 		case 's':
 			source = optarg;
 			break;
 		case 't':
-			tags = load_number(optarg, "-t", 100000000);
+			tags = bench_number(optarg, "-t", 1,
+			    100000000);
 			break;
 		case 'w':
 			if (strcmp(optarg, "0") == 0)
 				warmup = 0;
 			else
-				warmup = load_number(optarg, "-w", 3600);
+				warmup = bench_number(optarg, "-w", 1,
+				    3600);
 			break;
 		default:
 			load_usage();
-			return (2);
 		}
 	}
 	argc -= optind;
 	argv += optind;
-	if (argc != 1) {
+	if (argc != 1)
 		load_usage();
-		return (2);
-	}
-	if (load_parse_addr(argv[0], &ss, &sslen) == -1)
+	if (bench_addr(argv[0], &ss, &sslen, 0) != 0)
 		errx(2, "%s: not unix:path or tcp:host:port", argv[0]);
 	if (load_limit != 0)
 		warmup = 0;
@@ -581,13 +426,9 @@ load_main(int argc, char **argv)
 	for (i = 0; i < nconns; i++) {
 		struct load_conn	*c = &conns[i];
 
-		if ((c->fd = socket(ss.ss_family, SOCK_STREAM, 0)) == -1)
-			err(1, "socket");
-		if (connect(c->fd, (struct sockaddr *)&ss, sslen) == -1)
+		if ((c->fd = bench_dial((struct sockaddr *)&ss, sslen, 1,
+		    1)) == -1)
 			err(1, "connect %s", argv[0]);
-		if (ss.ss_family == AF_INET)
-			setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one,
-			    sizeof one);
 		load_nonblock(c->fd);
 		if ((c->ring = calloc(load_depth, sizeof *c->ring)) == NULL ||
 		    (c->rbuf = malloc(LOAD_RBUF)) == NULL)
@@ -598,26 +439,26 @@ load_main(int argc, char **argv)
 			err(1, "epoll_ctl");
 	}
 
-	begin = load_now();
+	begin = bench_mono();
 	measuring = warmup == 0;
 	deadline = begin + (measuring ? seconds : warmup);
 	memset(&start, 0, sizeof start);
 	if (measuring) {
 		tstart = begin;
-		cpu0 = load_self_cpu();
-		if (pid != 0 && load_proc_ticks(pid, &t0) == -1)
+		cpu0 = bench_self_cpu();
+		if (pid != 0 && (t0 = bench_ticks(pid)) == -1)
 			errx(1, "cannot read /proc/%ld/stat", (long)pid);
 	}
 	for (;;) {
-		now = load_now();
+		now = bench_mono();
 		if (!load_stop && load_limit == 0 && now >= deadline) {
 			if (!measuring) {
 				/* Warm-up over: count from here. */
 				measuring = 1;
 				start = load_total;
 				tstart = now;
-				cpu0 = load_self_cpu();
-				if (pid != 0 && load_proc_ticks(pid, &t0) ==
+				cpu0 = bench_self_cpu();
+				if (pid != 0 && (t0 = bench_ticks(pid)) ==
 				    -1)
 					errx(1, "cannot read /proc/%ld/stat",
 					    (long)pid);
@@ -649,7 +490,7 @@ load_main(int argc, char **argv)
 	hz = sysconf(_SC_CLK_TCK);
 	rss = hwm = -1;
 	if (pid != 0) {
-		if (load_proc_ticks(pid, &t1) == -1)
+		if ((t1 = bench_ticks(pid)) == -1)
 			errx(1, "cannot read /proc/%ld/stat", (long)pid);
 		rss = load_proc_kb(pid, "VmRSS");
 		hwm = load_proc_kb(pid, "VmHWM");
@@ -664,19 +505,12 @@ load_main(int argc, char **argv)
 	    load_total.bytes - start.bytes, secs,
 	    (load_total.records - start.records) / secs,
 	    (load_total.bytes - start.bytes) / secs,
-	    100 * (load_self_cpu() - cpu0) / secs,
+	    100 * (bench_self_cpu() - cpu0) / secs,
 	    pid != 0 ? 100 * (t1 - t0) / hz / secs : -1.0, rss, hwm,
 	    load_batch, nconns, load_depth, tags, load_reqs[0].len);
 	for (i = 0; i < nconns; i++)
 		close(conns[i].fd);
 	return (0);
-}
-
-static void
-sink_signal_cb(int sig)
-{
-	(void)sig;
-	sink_quit = 1;
 }
 
 /* Write what is queued; -1 if the peer is gone. */
@@ -718,10 +552,9 @@ sink_reply(struct sink_conn *c)
 static int
 sink_read(struct sink_conn *c, char *buf)
 {
-	char		*p, *end, *q, *line;
-	size_t		 take, rest;
+	char		*p;
+	size_t		 take, rest, hlen, clen;
 	ssize_t		 n;
-	uint64_t	 clen;
 
 	for (;;) {
 		n = read(c->fd, buf, SINK_RBUF);
@@ -753,26 +586,18 @@ sink_read(struct sink_conn *c, char *buf)
 			if (take == 0)
 				return (-1);
 			memcpy(c->hdr + c->hlen, p, take);
-			end = memmem(c->hdr, c->hlen + take, "\r\n\r\n", 4);
-			if (end == NULL) {
+			hlen = bench_http_header(c->hdr, c->hlen + take, &clen,
+			    NULL);
+			if (hlen == 0) {
 				c->hlen += take;
 				p += take;
 				rest -= take;
 				continue;
 			}
 			/* Bytes past the header go back to the body. */
-			take = end + 4 - (c->hdr + c->hlen);
+			take = hlen - c->hlen;
 			p += take;
 			rest -= take;
-			clen = 0;
-			for (line = c->hdr; line < end; line = q + 2) {
-				q = memmem(line, end + 2 - line, "\r\n", 2);
-				if (q == NULL)
-					break;
-				if (q - line > 15 && strncasecmp(line,
-				    "Content-Length:", 15) == 0)
-					clen = strtoull(line + 15, NULL, 10);
-			}
 			c->hlen = 0;
 			if (clen == 0) {
 				if (sink_reply(c) == -1)
@@ -794,29 +619,24 @@ sink_main(int argc, char **argv)
 	socklen_t		 sinlen;
 	struct epoll_event	 ev, evs[LOAD_MAXEVENTS];
 	struct sink_conn	*c, *lc;
-	struct sigaction	 sa;
 	unsigned int		 batch = 1000;
 	char			*buf, body[64];
 	const char		*portfile;
 	int			 ch, ep, fd, i, k, n, one = 1, port = -1;
-	FILE			*f;
 
 	while ((ch = getopt(argc, argv, "b:")) != -1) {
 		switch (ch) {
 		case 'b':
-			batch = load_number(optarg, "-b", 10000000);
+			batch = bench_number(optarg, "-b", 1, 10000000);
 			break;
 		default:
 			load_usage();
-			return (2);
 		}
 	}
 	argc -= optind;
 	argv += optind;
-	if (argc < 2) {
+	if (argc < 2)
 		load_usage();
-		return (2);
-	}
 	portfile = argv[0];
 
 	/* The same shape as uplinkd's answer, of the same length. */
@@ -830,17 +650,14 @@ sink_main(int argc, char **argv)
 		errx(1, "answer too long");
 	sink_answer_len = n;
 
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = sink_signal_cb;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	bench_catch(NULL);
 
 	if ((ep = epoll_create1(0)) == -1)
 		err(1, "epoll_create1");
 	if ((buf = malloc(SINK_RBUF)) == NULL)
 		err(1, "malloc");
 	for (i = 1; i < argc; i++) {
-		if (load_parse_addr(argv[i], &ss, &sslen) == -1)
+		if (bench_addr(argv[i], &ss, &sslen, 0) != 0)
 			errx(2, "%s: not unix:path or tcp:host:port", argv[i]);
 		if ((fd = socket(ss.ss_family, SOCK_STREAM, 0)) == -1)
 			err(1, "socket");
@@ -868,15 +685,10 @@ sink_main(int argc, char **argv)
 		if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == -1)
 			err(1, "epoll_ctl");
 	}
-	if (strcmp(portfile, "-") != 0) {
-		if ((f = fopen(portfile, "w")) == NULL)
-			err(1, "%s", portfile);
-		fprintf(f, "%d\n", port);
-		if (fclose(f) == EOF)
-			err(1, "%s", portfile);
-	}
+	if (strcmp(portfile, "-") != 0)
+		bench_put(portfile, "%d\n", port);
 
-	while (!sink_quit) {
+	while (!bench_quit) {
 		n = epoll_wait(ep, evs, LOAD_MAXEVENTS, 500);
 		if (n == -1 && errno == EINTR)
 			continue;

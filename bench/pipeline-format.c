@@ -40,6 +40,8 @@
 #include "format.h"
 #include "tag.h"
 
+#include "bench.h"
+
 #define PF_LIMIT	65536	/* bytes in a batched message */
 #define PF_EXACT	9007199254740992LL	/* 2^53 */
 
@@ -85,18 +87,6 @@ pf_cpu(void)
 	if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) == -1)
 		err(1, "clock_gettime");
 	return (ts.tv_sec + ts.tv_nsec / 1e9);
-}
-
-static unsigned long
-pf_number(const char *s, const char *what, unsigned long max)
-{
-	char		*end;
-	unsigned long	 v;
-
-	v = strtoul(s, &end, 10);
-	if (*s == '\0' || *end != '\0' || v == 0 || v > max)
-		errx(2, "%s: not a number in 1..%lu: %s", what, max, s);
-	return (v);
 }
 
 /*
@@ -324,13 +314,13 @@ main(int argc, char **argv)
 	while ((ch = getopt(argc, argv, "n:r:t:")) != -1) {
 		switch (ch) {
 		case 'n':
-			n = pf_number(optarg, "-n", 100000000);
+			n = bench_range(optarg, "-n", 1, 100000000);
 			break;
 		case 'r':
-			rounds = pf_number(optarg, "-r", 1000);
+			rounds = bench_range(optarg, "-r", 1, 1000);
 			break;
 		case 't':
-			tags = pf_number(optarg, "-t", 1000000);
+			tags = bench_range(optarg, "-t", 1, 1000000);
 			break;
 		default:
 			fprintf(stderr, "usage: pipeline-format [-n records] "

@@ -20,23 +20,18 @@
  * time and the rate.
  */
 
-#include <sys/resource.h>
-
 #include <err.h>
-#include <errno.h>
 #include <inttypes.h>
-#include <limits.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <mosquitto.h>
 
-static volatile sig_atomic_t	 pub_quit;
+#include "bench.h"
+
 static int			 pub_connected;
 static int			 pub_connack = -1;
 static uint64_t			 pub_written;
@@ -47,45 +42,6 @@ pub_usage(void)
 	fprintf(stderr, "usage: pipeline-pub [-d seconds] [-q qos] host port "
 	    "topic payloadfile\n");
 	exit(2);
-}
-
-static void
-pub_signal(int sig)
-{
-	(void)sig;
-	pub_quit = 1;
-}
-
-static double
-pub_now(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (ts.tv_sec + ts.tv_nsec / 1e9);
-}
-
-static double
-pub_self_cpu(void)
-{
-	struct rusage	ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-	    ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
-}
-
-static unsigned long
-pub_number(const char *s, const char *what, unsigned long max)
-{
-	char		*end;
-	unsigned long	 v;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (*s == '\0' || *end != '\0' || errno != 0 || v > max)
-		errx(2, "%s: not a number in 0..%lu: %s", what, max, s);
-	return (v);
 }
 
 static void
@@ -159,7 +115,6 @@ int
 main(int argc, char **argv)
 {
 	struct mosquitto	*m;
-	struct sigaction	 sa;
 	char			**pay;
 	size_t			*lens, npay, i = 0;
 	uint64_t		 issued = 0, bytes = 0;
@@ -170,10 +125,10 @@ main(int argc, char **argv)
 	while ((ch = getopt(argc, argv, "d:q:")) != -1) {
 		switch (ch) {
 		case 'd':
-			dur = pub_number(optarg, "-d", 86400);
+			dur = bench_range(optarg, "-d", 0, 86400);
 			break;
 		case 'q':
-			qos = pub_number(optarg, "-q", 2);
+			qos = bench_range(optarg, "-q", 0, 2);
 			break;
 		default:
 			pub_usage();
@@ -183,13 +138,10 @@ main(int argc, char **argv)
 	argv += optind;
 	if (argc != 4 || dur == 0)
 		pub_usage();
-	port = pub_number(argv[1], "port", 65535);
+	port = bench_range(argv[1], "port", 0, 65535);
 	pay = pub_payloads(argv[3], &lens, &npay);
 
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = pub_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	bench_catch(NULL);
 
 	mosquitto_lib_init();
 	if ((m = mosquitto_new(NULL, true, NULL)) == NULL)
@@ -200,22 +152,22 @@ main(int argc, char **argv)
 	if ((rc = mosquitto_connect(m, argv[0], port, 60)) != MOSQ_ERR_SUCCESS)
 		errx(1, "connect %s:%d: %s", argv[0], port,
 		    mosquitto_strerror(rc));
-	t0 = pub_now();
+	t0 = bench_mono();
 	while (pub_connack == -1) {
 		if ((rc = mosquitto_loop(m, 100, 1)) != MOSQ_ERR_SUCCESS)
 			errx(1, "waiting for CONNACK: %s",
 			    mosquitto_strerror(rc));
-		if (pub_now() - t0 > 10)
+		if (bench_mono() - t0 > 10)
 			errx(1, "no CONNACK within 10 s");
 	}
 	if (!pub_connected)
 		errx(1, "the broker refused the connection: %s",
 		    mosquitto_connack_string(pub_connack));
 
-	t0 = pub_now();
-	cpu0 = pub_self_cpu();
+	t0 = bench_mono();
+	cpu0 = bench_self_cpu();
 	deadline = t0 + dur;
-	while (!pub_quit) {
+	while (!bench_quit) {
 		if (mosquitto_want_write(m)) {
 			/* The socket is full: wait until it takes more. */
 			if ((rc = mosquitto_loop(m, 100, 1)) !=
@@ -232,18 +184,18 @@ main(int argc, char **argv)
 			if (++i == npay)
 				i = 0;
 		}
-		if ((issued & 63) == 0 && pub_now() >= deadline)
+		if ((issued & 63) == 0 && bench_mono() >= deadline)
 			break;
 	}
 	/* Whatever the library still holds goes out before the count. */
 	while (mosquitto_want_write(m) && pub_connected)
 		if ((rc = mosquitto_loop(m, 100, 1)) != MOSQ_ERR_SUCCESS)
 			errx(1, "mosquitto_loop: %s", mosquitto_strerror(rc));
-	t1 = pub_now();
+	t1 = bench_mono();
 	printf("msgs=%" PRIu64 " issued=%" PRIu64 " bytes=%" PRIu64
 	    " seconds=%.3f msgs_per_s=%.0f self_cpu_pct=%.0f payloads=%zu\n",
 	    pub_written, issued, bytes, t1 - t0, pub_written / (t1 - t0),
-	    100 * (pub_self_cpu() - cpu0) / (t1 - t0), npay);
+	    100 * (bench_self_cpu() - cpu0) / (t1 - t0), npay);
 	mosquitto_disconnect(m);
 	mosquitto_loop(m, 100, 1);
 	mosquitto_destroy(m);

@@ -36,24 +36,21 @@
 
 #include <sys/types.h>
 #include <sys/socket.h>
-#include <sys/resource.h>
 
 #include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <arpa/inet.h>
 
 #include <err.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "bench.h"
 
 #define SUB_BUF		(4 * 1024 * 1024)
 #define SUB_LOWAT	65536	/* bytes that wake the reader */
@@ -66,7 +63,16 @@ struct sub_count {
 	uint64_t	 records;
 };
 
-static volatile sig_atomic_t	 sub_quit;
+/* What the window compares between its two edges. */
+struct sub_edge {
+	struct sub_count	 count;
+	double			 t;
+	double			 self;		/* this process's CPU */
+	long long		 pid;		/* ticks of -p, -b, all */
+	long long		 broker;
+	long long		 machine;
+};
+
 static int			 sub_records;
 static FILE			*sub_out;
 static struct sub_count		 sub_total;
@@ -79,57 +85,6 @@ sub_usage(void)
 	    "[-d seconds] [-i seconds] [-o file] [-p pid] [-R] [-w seconds] "
 	    "readyfile host port filter\n");
 	exit(2);
-}
-
-static void
-sub_signal(int sig)
-{
-	(void)sig;
-	sub_quit = 1;
-}
-
-static double
-sub_now(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (ts.tv_sec + ts.tv_nsec / 1e9);
-}
-
-static double
-sub_self_cpu(void)
-{
-	struct rusage	ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-	    ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
-}
-
-/* utime + stime of pid in clock ticks; -1 if it cannot be read. */
-static long long
-sub_ticks(pid_t pid)
-{
-	char		 path[64], buf[1024], *p;
-	unsigned long	 ut, st;
-	FILE		*f;
-	size_t		 n;
-
-	if (pid == 0)
-		return (-1);
-	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return (-1);
-	n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	/* Fields after the command's closing parenthesis: state is 3. */
-	if ((p = strrchr(buf, ')')) == NULL ||
-	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-	    &ut, &st) != 2)
-		return (-1);
-	return ((long long)ut + st);
 }
 
 /* Time all CPUs spent in processes, in ticks (/proc/stat); -1 on failure. */
@@ -154,88 +109,16 @@ sub_machine(void)
 	return (v[0] + v[1] + v[2]);
 }
 
-static unsigned long
-sub_number(const char *s, const char *what, unsigned long max)
-{
-	char		*end;
-	unsigned long	 v;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (*s == '\0' || *end != '\0' || errno != 0 || v > max)
-		errx(2, "%s: not a number in 0..%lu: %s", what, max, s);
-	return (v);
-}
-
-/* Write all of buf, blocking. */
+/* One edge of the window, at t. */
 static void
-sub_write(int fd, const void *buf, size_t len)
+sub_edge(struct sub_edge *e, double t, pid_t pid, pid_t bpid)
 {
-	const char	*p = buf;
-	ssize_t		 n;
-
-	while (len > 0) {
-		if ((n = write(fd, p, len)) == -1) {
-			if (errno == EINTR)
-				continue;
-			err(1, "write to the broker");
-		}
-		p += n;
-		len -= n;
-	}
-}
-
-/* Append an MQTT remaining length; the bytes used. */
-static size_t
-sub_varint(unsigned char *p, size_t v)
-{
-	size_t	n = 0;
-
-	do {
-		p[n] = v % 128;
-		v /= 128;
-		if (v > 0)
-			p[n] |= 0x80;
-		n++;
-	} while (v > 0);
-	return (n);
-}
-
-/* Append a two-byte length and the string. */
-static size_t
-sub_str(unsigned char *p, const char *s)
-{
-	size_t	len = strlen(s);
-
-	p[0] = len >> 8;
-	p[1] = len & 0xff;
-	memcpy(p + 2, s, len);
-	return (len + 2);
-}
-
-/*
- * A whole packet at buf, if there is one: its length in *plen, the
- * offset of its variable header in *hlen; 0 when more bytes are needed.
- */
-static int
-sub_packet(const unsigned char *buf, size_t len, size_t *plen, size_t *hlen)
-{
-	size_t	rem = 0, mul = 1, i;
-
-	for (i = 1; i < len && i <= 4; i++) {
-		rem += (buf[i] & 0x7f) * mul;
-		mul *= 128;
-		if ((buf[i] & 0x80) == 0) {
-			if (len < i + 1 + rem)
-				return (0);
-			*hlen = i + 1;
-			*plen = i + 1 + rem;
-			return (1);
-		}
-	}
-	if (i > 4)
-		errx(1, "malformed remaining length from the broker");
-	return (0);
+	e->count = sub_total;
+	e->t = t;
+	e->self = bench_self_cpu();
+	e->pid = bench_ticks(pid);
+	e->broker = bench_ticks(bpid);
+	e->machine = sub_machine();
 }
 
 /* Count one PUBLISH (p: the variable header, len bytes of it). */
@@ -280,48 +163,45 @@ int
 main(int argc, char **argv)
 {
 	struct sockaddr_in	 sin;
-	struct sigaction	 sa;
 	struct pollfd		 pfd;
-	struct sub_count	 c0 = { 0, 0, 0 }, c1 = { 0, 0, 0 };
-	unsigned char		*buf, pkt[512];
+	struct sub_edge		 e0, e1;
+	struct bench_buf	 b;
+	unsigned char		*p, pkt[512];
 	const char		*ready, *filter, *outpath = NULL;
+	char			 client[64];
 	unsigned long		 warm = 1, dur = 10, idle = 2, count = 0;
 	pid_t			 pid = 0, bpid = 0;
-	size_t			 len = 0, cap = SUB_BUF, plen, hlen, off, n;
+	size_t			 plen, hlen, off, n;
 	ssize_t			 r;
-	double			 now, first = 0, start = 0, end = 0, last = 0;
-	double			 self0 = 0, self1 = 0, hz, secs;
-	long long		 p0 = -1, p1 = -1, b0 = -1, b1 = -1;
-	long long		 m0 = -1, m1 = -1;
-	int			 ch, fd, one = 1, subscribed = 0, phase = 0;
+	double			 now, start = 0, end = 0, last = 0, hz, secs;
+	int			 ch, fd, subscribed = 0, phase = 0;
 	int			 lowat = SUB_LOWAT;
-	FILE			*f;
 
 	while ((ch = getopt(argc, argv, "b:c:d:i:o:p:Rw:")) != -1) {
 		switch (ch) {
 		case 'b':
-			bpid = sub_number(optarg, "-b", INT_MAX);
+			bpid = bench_range(optarg, "-b", 0, INT_MAX);
 			break;
 		case 'c':
-			count = sub_number(optarg, "-c", ULONG_MAX);
+			count = bench_range(optarg, "-c", 0, ULONG_MAX);
 			break;
 		case 'd':
-			dur = sub_number(optarg, "-d", 86400);
+			dur = bench_range(optarg, "-d", 0, 86400);
 			break;
 		case 'i':
-			idle = sub_number(optarg, "-i", 3600);
+			idle = bench_range(optarg, "-i", 0, 3600);
 			break;
 		case 'o':
 			outpath = optarg;
 			break;
 		case 'p':
-			pid = sub_number(optarg, "-p", INT_MAX);
+			pid = bench_range(optarg, "-p", 0, INT_MAX);
 			break;
 		case 'R':
 			sub_records = 1;
 			break;
 		case 'w':
-			warm = sub_number(optarg, "-w", 3600);
+			warm = bench_range(optarg, "-w", 0, 3600);
 			break;
 		default:
 			sub_usage();
@@ -335,82 +215,44 @@ main(int argc, char **argv)
 	filter = argv[3];
 	if (strlen(filter) > 256)
 		errx(2, "topic filter too long");
-	memset(&sin, 0, sizeof sin);
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons(sub_number(argv[2], "port", 65535));
-	if (inet_pton(AF_INET, argv[1], &sin.sin_addr) != 1)
+	if (bench_inet(&sin, argv[1], bench_range(argv[2], "port", 0,
+	    65535)) == -1)
 		errx(2, "%s: not an IPv4 address", argv[1]);
 	if (outpath != NULL && (sub_out = fopen(outpath, "w")) == NULL)
 		err(1, "%s", outpath);
 
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = sub_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-
-	if ((buf = malloc(cap)) == NULL)
-		err(1, "malloc");
-	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
-		err(1, "socket");
-	if (connect(fd, (struct sockaddr *)&sin, sizeof sin) == -1)
+	bench_catch(NULL);
+	bench_buf_init(&b, SUB_BUF);
+	if ((fd = bench_dial((struct sockaddr *)&sin, sizeof sin, 1, 1)) == -1)
 		err(1, "connect %s:%s", argv[1], argv[2]);
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat);
 
-	/* CONNECT: MQTT 3.1.1, clean session, keep-alive off. */
-	n = 0;
-	n += sub_str(pkt + 16 + n, "MQTT");
-	pkt[16 + n++] = 4;
-	pkt[16 + n++] = 0x02;
-	pkt[16 + n++] = 0;
-	pkt[16 + n++] = 0;
-	snprintf((char *)buf, 64, "pipeline-sub-%ld", (long)getpid());
-	n += sub_str(pkt + 16 + n, (char *)buf);
-	off = 16 - 1 - (n < 128 ? 1 : 2);
-	pkt[off] = 0x10;
-	sub_varint(pkt + off + 1, n);
-	sub_write(fd, pkt + off, 16 - off + n);
-	/* SUBSCRIBE, packet id 1, QoS 0. */
-	n = 0;
-	pkt[16 + n++] = 0;
-	pkt[16 + n++] = 1;
-	n += sub_str(pkt + 16 + n, filter);
-	pkt[16 + n++] = 0;
-	off = 16 - 1 - (n < 128 ? 1 : 2);
-	pkt[off] = 0x82;
-	sub_varint(pkt + off + 1, n);
-	sub_write(fd, pkt + off, 16 - off + n);
+	/* A clean session; SUBSCRIBE has packet id 1, QoS 0. */
+	snprintf(client, sizeof client, "pipeline-sub-%ld", (long)getpid());
+	n = bench_mqtt_connect(pkt, client, 1);
+	bench_send(fd, pkt, n, 0, "write to the broker");
+	n = bench_mqtt_subscribe(pkt, filter, 0);
+	bench_send(fd, pkt, n, 0, "write to the broker");
 
 	pfd.fd = fd;
 	pfd.events = POLLIN;
 	for (;;) {
-		now = sub_now();
+		now = bench_mono();
 		/* Window edges, checked between reads. */
 		if (phase == 0 && count == 0 && sub_total.msgs > 0) {
-			first = last;
-			start = first + warm;
+			start = last + warm;
 			phase = 1;
 		}
 		if (phase == 1 && now >= start) {
-			c0 = sub_total;
-			start = now;
-			self0 = sub_self_cpu();
-			p0 = sub_ticks(pid);
-			b0 = sub_ticks(bpid);
-			m0 = sub_machine();
-			end = start + dur;
+			sub_edge(&e0, now, pid, bpid);
+			end = now + dur;
 			phase = 2;
 		}
 		if (phase == 2 && now >= end) {
-			c1 = sub_total;
-			end = now;
-			self1 = sub_self_cpu();
-			p1 = sub_ticks(pid);
-			b1 = sub_ticks(bpid);
-			m1 = sub_machine();
+			sub_edge(&e1, now, pid, bpid);
 			phase = 3;
 		}
-		if (sub_quit)
+		if (bench_quit)
 			break;
 		if (count != 0 && sub_total.msgs >= count)
 			break;
@@ -420,57 +262,30 @@ main(int argc, char **argv)
 		 * SO_RCVLOWAT wakes us only for a good load of bytes; what
 		 * is left below it is read when the poll times out.
 		 */
-		if ((r = poll(&pfd, 1, 20)) == -1) {
+		if (poll(&pfd, 1, 20) == -1) {
 			if (errno == EINTR)
 				continue;
 			err(1, "poll");
 		}
-		if (len == cap) {
-			cap *= 2;
-			if ((buf = realloc(buf, cap)) == NULL)
-				err(1, "realloc");
-		}
-		if ((r = recv(fd, buf + len, cap - len, MSG_DONTWAIT)) == -1) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			err(1, "read from the broker");
-		}
+		if ((r = bench_mqtt_read(fd, &b)) == -1)
+			continue;
 		if (r == 0)
 			errx(1, "the broker closed the connection after "
 			    "%" PRIu64 " messages", sub_total.msgs);
-		len += r;
 		off = 0;
-		while (len - off >= 2 && sub_packet(buf + off, len - off, &plen,
-		    &hlen)) {
-			switch (buf[off] >> 4) {
-			case 3:
-				sub_publish(buf[off] & 0x0f, buf + off + hlen,
-				    plen - hlen);
-				last = sub_now();
-				break;
-			case 2:
-				if (plen - hlen < 2 || buf[off + hlen + 1] != 0)
-					errx(1, "the broker refused the "
-					    "connection");
-				break;
-			case 9:
-				if (plen - hlen < 3 ||
-				    buf[off + hlen + 2] == 0x80)
-					errx(1, "the broker refused the "
-					    "subscription to %s", filter);
-				if ((f = fopen(ready, "w")) == NULL ||
-				    fputs("ready\n", f) == EOF ||
-				    fclose(f) == EOF)
-					err(1, "%s", ready);
+		while (b.len - off >= 2 && bench_mqtt_packet((unsigned char *)
+		    b.data + off, b.len - off, &plen, &hlen)) {
+			p = (unsigned char *)b.data + off;
+			if (p[0] >> 4 == 3) {
+				sub_publish(p[0] & 0x0f, p + hlen, plen - hlen);
+				last = bench_mono();
+			} else if (bench_mqtt_acked(p, plen, hlen, filter)) {
+				bench_put(ready, "ready\n");
 				subscribed = 1;
-				break;
-			default:
-				break;
 			}
 			off += plen;
 		}
-		memmove(buf, buf + off, len - off);
-		len -= off;
+		bench_buf_drop(&b, off);
 	}
 	if (!subscribed)
 		errx(1, "stopped before the broker acknowledged the "
@@ -481,22 +296,11 @@ main(int argc, char **argv)
 	hz = sysconf(_SC_CLK_TCK);
 	if (phase < 3) {
 		/* Ended early: the window is what there was of it. */
-		if (phase < 2) {
-			c0 = sub_total;
-			start = sub_now();
-			self0 = sub_self_cpu();
-			p0 = sub_ticks(pid);
-			b0 = sub_ticks(bpid);
-			m0 = sub_machine();
-		}
-		c1 = sub_total;
-		end = sub_now();
-		self1 = sub_self_cpu();
-		p1 = sub_ticks(pid);
-		b1 = sub_ticks(bpid);
-		m1 = sub_machine();
+		if (phase < 2)
+			sub_edge(&e0, bench_mono(), pid, bpid);
+		sub_edge(&e1, bench_mono(), pid, bpid);
 	}
-	secs = end - start;
+	secs = e1.t - e0.t;
 	if (secs <= 0)
 		secs = 1e-9;
 	printf("msgs=%" PRIu64 " bytes=%" PRIu64 " records=%" PRIu64
@@ -505,14 +309,20 @@ main(int argc, char **argv)
 	    " total_records=%" PRIu64 " min_size=%zu max_size=%zu"
 	    " self_cpu_pct=%.0f pid_cpu_pct=%.0f broker_cpu_pct=%.0f"
 	    " machine_cpu_pct=%.0f cpus=%ld complete=%d\n",
-	    c1.msgs - c0.msgs, c1.bytes - c0.bytes, c1.records - c0.records,
-	    secs, (c1.msgs - c0.msgs) / secs, (c1.bytes - c0.bytes) / secs,
-	    (c1.records - c0.records) / secs, sub_total.msgs, sub_total.bytes,
-	    sub_total.records, sub_min == SIZE_MAX ? 0 : sub_min, sub_max,
-	    100 * (self1 - self0) / secs,
-	    p0 >= 0 && p1 >= 0 ? 100 * (p1 - p0) / hz / secs : -1.0,
-	    b0 >= 0 && b1 >= 0 ? 100 * (b1 - b0) / hz / secs : -1.0,
-	    m0 >= 0 && m1 >= 0 ? 100 * (m1 - m0) / hz / secs : -1.0,
+	    e1.count.msgs - e0.count.msgs, e1.count.bytes - e0.count.bytes,
+	    e1.count.records - e0.count.records, secs,
+	    (e1.count.msgs - e0.count.msgs) / secs,
+	    (e1.count.bytes - e0.count.bytes) / secs,
+	    (e1.count.records - e0.count.records) / secs, sub_total.msgs,
+	    sub_total.bytes, sub_total.records,
+	    sub_min == SIZE_MAX ? 0 : sub_min, sub_max,
+	    100 * (e1.self - e0.self) / secs,
+	    e0.pid >= 0 && e1.pid >= 0 ?
+	    100 * (e1.pid - e0.pid) / hz / secs : -1.0,
+	    e0.broker >= 0 && e1.broker >= 0 ?
+	    100 * (e1.broker - e0.broker) / hz / secs : -1.0,
+	    e0.machine >= 0 && e1.machine >= 0 ?
+	    100 * (e1.machine - e0.machine) / hz / secs : -1.0,
 	    sysconf(_SC_NPROCESSORS_ONLN),
 	    phase == 3 || (count != 0 && sub_total.msgs >= count));
 	return (0);

@@ -37,12 +37,9 @@
 #include <sys/socket.h>
 
 #include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <arpa/inet.h>
 
 #include <err.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
@@ -51,10 +48,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <mosquitto.h>
+
+#include "bench.h"
 
 #define RL_RING		65536	/* send times by request-id */
 #define RL_MAXFLIGHT	4096
@@ -71,7 +69,6 @@ struct rl_stats {
 };
 
 static struct rl_stats	rl;
-static volatile sig_atomic_t rl_quit;
 
 static void
 rl_usage(void)
@@ -82,36 +79,6 @@ rl_usage(void)
 	    "       remote-load http [-c inflight] [-d seconds] [-w warmup]\n"
 	    "           host port path\n");
 	exit(2);
-}
-
-static void
-rl_signal(int sig)
-{
-	(void)sig;
-	rl_quit = 1;
-}
-
-static double
-rl_now(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (ts.tv_sec + ts.tv_nsec / 1e9);
-}
-
-static unsigned long
-rl_number(const char *s, const char *what, unsigned long min,
-    unsigned long max)
-{
-	char		*end;
-	unsigned long	 v;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (*s == '\0' || *end != '\0' || errno != 0 || v < min || v > max)
-		errx(2, "%s: not a number in %lu..%lu: %s", what, min, max, s);
-	return (v);
 }
 
 /* One call answered at now, sent at sent. */
@@ -199,7 +166,7 @@ rl_mqtt_send(void)
 	if (len < 0 || (size_t)len >= sizeof buf)
 		errx(1, "path too long");
 	mq.pending[slot] = 1;
-	mq.sent[slot] = rl_now();
+	mq.sent[slot] = bench_mono();
 	rl.inflight++;
 	mq.next_id++;
 	if ((rc = mosquitto_publish(mq.m, NULL, mq.req_topic, len, buf,
@@ -244,7 +211,7 @@ rl_mqtt_on_message(struct mosquitto *m, void *arg,
 	const char	*p, *s;
 	uint64_t	 id;
 	size_t		 slot;
-	double		 now = rl_now();
+	double		 now = bench_mono();
 	int		 state = 0;
 
 	(void)m;
@@ -269,7 +236,7 @@ rl_mqtt_on_message(struct mosquitto *m, void *arg,
 		state = atoi(s + strlen("\"state\":"));
 	mq.pending[slot] = 0;
 	rl_answered(mq.sent[slot], now, state == 200);
-	if (mq.sending && !rl_quit && now < rl.t_end)
+	if (mq.sending && !bench_quit && now < rl.t_end)
 		rl_mqtt_send();
 }
 
@@ -322,47 +289,48 @@ rl_mqtt(int argc, char **argv, unsigned long inflight, unsigned long dur,
 	mosquitto_int_option(mq.m, MOSQ_OPT_SEND_MAXIMUM, 65535);
 	mosquitto_int_option(mq.m, MOSQ_OPT_TCP_NODELAY, 1);
 	mosquitto_max_inflight_messages_set(mq.m, 0);
-	if ((rc = mosquitto_connect(mq.m, argv[0], rl_number(argv[1], "port",
-	    1, 65535), 60)) != MOSQ_ERR_SUCCESS)
+	if ((rc = mosquitto_connect(mq.m, argv[0], bench_range(argv[1],
+	    "port", 1, 65535), 60)) != MOSQ_ERR_SUCCESS)
 		errx(1, "connect %s:%s: %s", argv[0], argv[1],
 		    mosquitto_strerror(rc));
-	deadline = rl_now() + 10;
-	while (!mq.connected && rl_now() < deadline)
+	deadline = bench_mono() + 10;
+	while (!mq.connected && bench_mono() < deadline)
 		rl_mqtt_turn(100);
 	if (!mq.connected)
 		errx(1, "no CONNACK from %s:%s", argv[0], argv[1]);
 	mosquitto_subscribe(mq.m, NULL, argv[3], qos);
-	while (!mq.subscribed && rl_now() < deadline)
+	while (!mq.subscribed && bench_mono() < deadline)
 		rl_mqtt_turn(100);
 	if (!mq.subscribed)
 		errx(1, "no SUBACK for %s", argv[3]);
 
 	/* Probes until the daemon answers: it is connected and subscribed. */
-	deadline = rl_now() + 15;
-	while (mq.probe_answered == 0 && rl_now() < deadline && !rl_quit) {
-		if (rl_now() >= next_probe) {
+	deadline = bench_mono() + 15;
+	while (mq.probe_answered == 0 && bench_mono() < deadline &&
+	    !bench_quit) {
+		if (bench_mono() >= next_probe) {
 			len = snprintf(probe, sizeof probe, "{\"path\":\"%s\","
 			    "\"method\":\"GET\",\"headers\":[{\"request-id\":"
 			    "\"p%d\"}]}", mq.path, n++);
 			mosquitto_publish(mq.m, NULL, mq.req_topic, len, probe,
 			    qos, false);
-			next_probe = rl_now() + 0.2;
+			next_probe = bench_mono() + 0.2;
 		}
 		rl_mqtt_turn(20);
 	}
 	if (mq.probe_answered == 0)
 		errx(1, "no answer to a probe on %s within 15 s", mq.req_topic);
 
-	rl.t_start = rl_now() + warm;
+	rl.t_start = bench_mono() + warm;
 	rl.t_end = rl.t_start + dur;
 	mq.sending = 1;
 	for (i = 0; i < inflight; i++)
 		rl_mqtt_send();
-	while (!rl_quit && rl_now() < rl.t_end)
+	while (!bench_quit && bench_mono() < rl.t_end)
 		rl_mqtt_turn(50);
-	rl.t_end = rl.t_end < rl_now() ? rl.t_end : rl_now();
-	deadline = rl_now() + 5;
-	while (rl.inflight > 0 && rl_now() < deadline)
+	rl.t_end = rl.t_end < bench_mono() ? rl.t_end : bench_mono();
+	deadline = bench_mono() + 5;
+	while (rl.inflight > 0 && bench_mono() < deadline)
 		rl_mqtt_turn(50);
 	rl_report();
 	mosquitto_disconnect(mq.m);
@@ -388,13 +356,9 @@ static size_t			 rl_reqlen;
 static void
 rl_http_open(struct rl_conn *c)
 {
-	int	one = 1;
-
-	if ((c->fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
-		err(1, "socket");
-	if (connect(c->fd, (struct sockaddr *)&rl_addr, sizeof rl_addr) == -1)
+	if ((c->fd = bench_dial((struct sockaddr *)&rl_addr, sizeof rl_addr,
+	    1, 1)) == -1)
 		err(1, "connect");
-	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	c->len = 0;
 	c->busy = 0;
 }
@@ -404,12 +368,27 @@ rl_http_send(struct rl_conn *c)
 {
 	ssize_t	n;
 
-	c->sent = rl_now();
+	c->sent = bench_mono();
 	/* Small enough for the socket buffer of an idle connection. */
 	if ((n = write(c->fd, rl_req, rl_reqlen)) != (ssize_t)rl_reqlen)
 		err(1, "write");
 	c->busy = 1;
 	rl.inflight++;
+}
+
+/*
+ * A connection that broke or answered what cannot be read: an error,
+ * and a new connection in its place, which sends again unless draining.
+ */
+static void
+rl_http_reopen(struct rl_conn *c, int draining)
+{
+	close(c->fd);
+	rl.inflight--;
+	rl.errors++;
+	rl_http_open(c);
+	if (!draining)
+		rl_http_send(c);
 }
 
 /* A whole answer in c->buf?  Its length, 0 if not yet, -1 if broken. */
@@ -452,10 +431,8 @@ rl_http(int argc, char **argv, unsigned long inflight, unsigned long dur,
 
 	if (argc != 3)
 		rl_usage();
-	memset(&rl_addr, 0, sizeof rl_addr);
-	rl_addr.sin_family = AF_INET;
-	rl_addr.sin_port = htons(rl_number(argv[1], "port", 1, 65535));
-	if (inet_pton(AF_INET, argv[0], &rl_addr.sin_addr) != 1)
+	if (bench_inet(&rl_addr, argv[0], bench_range(argv[1], "port", 1,
+	    65535)) == -1)
 		errx(2, "host: an IPv4 address, not %s", argv[0]);
 	rl_reqlen = snprintf(rl_req, sizeof rl_req, "GET %s HTTP/1.1\r\n"
 	    "Host: %s:%s\r\n\r\n", argv[2], argv[0], argv[1]);
@@ -467,14 +444,14 @@ rl_http(int argc, char **argv, unsigned long inflight, unsigned long dur,
 	for (i = 0; i < inflight; i++)
 		rl_http_open(&conns[i]);
 
-	rl.t_start = rl_now() + warm;
+	rl.t_start = bench_mono() + warm;
 	rl.t_end = rl.t_start + dur;
 	deadline = rl.t_end + 5;
 	for (i = 0; i < inflight; i++)
 		rl_http_send(&conns[i]);
 	while (rl.inflight > 0) {
-		now = rl_now();
-		if (!draining && (rl_quit || now >= rl.t_end)) {
+		now = bench_mono();
+		if (!draining && (bench_quit || now >= rl.t_end)) {
 			draining = 1;
 			if (rl.t_end > now)
 				rl.t_end = now;
@@ -498,33 +475,23 @@ rl_http(int argc, char **argv, unsigned long inflight, unsigned long dur,
 				continue;
 			n = read(c->fd, c->buf + c->len, RL_BUF - 1 - c->len);
 			if (n <= 0) {
-				/* Closed: an error, and a new connection. */
-				close(c->fd);
-				rl.inflight--;
-				rl.errors++;
-				rl_http_open(c);
-				if (!draining)
-					rl_http_send(c);
+				/* Closed. */
+				rl_http_reopen(c, draining);
 				continue;
 			}
 			c->len += n;
 			if ((alen = rl_http_answer(c, &status)) == 0)
 				continue;
 			if (alen < 0) {
-				close(c->fd);
-				rl.inflight--;
-				rl.errors++;
-				rl_http_open(c);
-				if (!draining)
-					rl_http_send(c);
+				rl_http_reopen(c, draining);
 				continue;
 			}
-			now = rl_now();
+			now = bench_mono();
 			c->busy = 0;
 			rl_answered(c->sent, now, status == 200);
 			memmove(c->buf, c->buf + alen, c->len - alen);
 			c->len -= alen;
-			if (!draining && !rl_quit && now < rl.t_end)
+			if (!draining && !bench_quit && now < rl.t_end)
 				rl_http_send(c);
 		}
 	}
@@ -539,7 +506,6 @@ rl_http(int argc, char **argv, unsigned long inflight, unsigned long dur,
 int
 main(int argc, char **argv)
 {
-	struct sigaction	 sa;
 	unsigned long		 inflight = 32, dur = 10, warm = 1;
 	unsigned long		 qos = 1;
 	const char		*mode;
@@ -553,16 +519,16 @@ main(int argc, char **argv)
 	while ((ch = getopt(argc, argv, "c:d:q:w:")) != -1) {
 		switch (ch) {
 		case 'c':
-			inflight = rl_number(optarg, "-c", 1, RL_MAXFLIGHT);
+			inflight = bench_range(optarg, "-c", 1, RL_MAXFLIGHT);
 			break;
 		case 'd':
-			dur = rl_number(optarg, "-d", 1, 86400);
+			dur = bench_range(optarg, "-d", 1, 86400);
 			break;
 		case 'q':
-			qos = rl_number(optarg, "-q", 0, 2);
+			qos = bench_range(optarg, "-q", 0, 2);
 			break;
 		case 'w':
-			warm = rl_number(optarg, "-w", 0, 600);
+			warm = bench_range(optarg, "-w", 0, 600);
 			break;
 		default:
 			rl_usage();
@@ -571,10 +537,7 @@ main(int argc, char **argv)
 	argc -= optind;
 	argv += optind;
 
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = rl_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	bench_catch(NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	if (strcmp(mode, "mqtt") == 0)
