@@ -52,18 +52,18 @@
 #define CACHE_STAGE_MAX		(16u << 20)	/* bytes waiting in memory */
 #define CACHE_ERR_LOG_MS	60000
 /*
- * Leaf pages and the defragmentation unit.  With cache_sync yes, Tokyo
- * Cabinet syncs its log once for every region a transaction overwrites,
- * about twice per leaf page written: large pages make few syncs.  But a
- * transaction's log holds the old contents of the pages it rewrites,
- * and the defragmenter moves about 2 * CACHE_DFUNIT pages at a time, so
- * pages stay small next to the cap (cache_bdb_new); the 64 pages Tokyo
- * Cabinet keeps in memory bound them too.
+ * Leaf pages.  With cache_sync yes, Tokyo Cabinet syncs its log once for
+ * every region a transaction overwrites, about twice per leaf page
+ * written: large pages make few syncs.  But a transaction's log holds the
+ * old contents of the pages it rewrites, so pages stay small next to the
+ * cap (cache_bdb_new); the 64 pages Tokyo Cabinet keeps in memory bound
+ * them too.  No automatic defragmentation: in a queue it would move
+ * every page of the backlog towards the head, a page (and a sync) at a
+ * time, as the head is sent; new pages reuse the free space instead.
  */
 #define CACHE_LMEMB		1024		/* records per leaf, at most */
 #define CACHE_LSMIN		(16u << 10)	/* bytes per leaf, at most: */
 #define CACHE_LSMAX		(128u << 10)	/* cap / 128 within these */
-#define CACHE_DFUNIT		4
 #define CACHE_LOG_ROOM		(384u << 10)	/* a commit's log, at most */
 #define CACHE_META_VERSION	1
 
@@ -253,7 +253,6 @@ cache_bdb_new(uint64_t cap)
 	bnum = bnum < 1021 ? 1021 : bnum > 262139 ? 262139 : bnum;
 	tcbdbtune(bdb, CACHE_LMEMB, 256, bnum, 8, 10, BDBTLARGE);
 	tcbdbsetcache(bdb, 64, 64);
-	tcbdbsetdfunit(bdb, CACHE_DFUNIT);
 	lsmax = cap != 0 ? cap / 128 : CACHE_LSMAX;
 	lsmax = lsmax < CACHE_LSMIN ? CACHE_LSMIN : lsmax > CACHE_LSMAX ?
 	    CACHE_LSMAX : lsmax;
