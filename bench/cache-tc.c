@@ -120,7 +120,6 @@ main(int argc, char **argv)
 	/* As src/cache.c tunes the cache of bench/cache's 4096 MB cap. */
 	tcbdbtune(bdb, 1024, 256, 262139, 8, 10, BDBTLARGE);
 	tcbdbsetcache(bdb, 64, 64);
-	tcbdbsetdfunit(bdb, 4);
 	tcbdbsetlsmax(bdb, 128u << 10);
 	omode = BDBOWRITER | BDBOCREAT | BDBOTRUNC | (sync ? BDBOTSYNC : 0);
 	if (!tcbdbopen(bdb, argv[0], omode))

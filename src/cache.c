@@ -48,7 +48,7 @@
 #define CACHE_HDR		16		/* bytes before the topic */
 #define CACHE_OVERHEAD		24		/* per record, key included */
 #define CACHE_COMPACT_MAX	(16u << 20)	/* rewritten at most, live */
-#define CACHE_COMMIT_BATCH	8192		/* records per transaction */
+#define CACHE_COMMIT_BATCH	32768		/* records per transaction */
 #define CACHE_STAGE_MAX		(16u << 20)	/* bytes waiting in memory */
 #define CACHE_ERR_LOG_MS	60000
 /*
