@@ -29,6 +29,7 @@
 #include <sys/statvfs.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,7 @@
 #include <unistd.h>
 
 #include <tcutil.h>
+#include <tchdb.h>
 #include <tcbdb.h>
 
 #include <event2/event.h>
@@ -234,13 +236,22 @@ cache_meta_get(struct cache *c)
 		c->db_bytes = 0;
 }
 
+/* Bytes per leaf page, at most, for a cap (0: none). */
+static uint32_t
+cache_lsmax(uint64_t cap)
+{
+	uint64_t	lsmax = cap != 0 ? cap / 128 : CACHE_LSMAX;
+
+	return (lsmax < CACHE_LSMIN ? CACHE_LSMIN : lsmax > CACHE_LSMAX ?
+	    CACHE_LSMAX : (uint32_t)lsmax);
+}
+
 /* A new Tokyo Cabinet object, tuned for a queue. */
 static TCBDB *
 cache_bdb_new(uint64_t cap)
 {
 	TCBDB		*bdb;
 	int64_t		 bnum;
-	uint64_t	 lsmax;
 
 	if ((bdb = tcbdbnew()) == NULL)
 		fatalx("tcbdbnew failed");
@@ -253,10 +264,7 @@ cache_bdb_new(uint64_t cap)
 	bnum = bnum < 1021 ? 1021 : bnum > 262139 ? 262139 : bnum;
 	tcbdbtune(bdb, CACHE_LMEMB, 256, bnum, 8, 10, BDBTLARGE);
 	tcbdbsetcache(bdb, 64, 64);
-	lsmax = cap != 0 ? cap / 128 : CACHE_LSMAX;
-	lsmax = lsmax < CACHE_LSMIN ? CACHE_LSMIN : lsmax > CACHE_LSMAX ?
-	    CACHE_LSMAX : lsmax;
-	tcbdbsetlsmax(bdb, (uint32_t)lsmax);
+	tcbdbsetlsmax(bdb, cache_lsmax(cap));
 	return (bdb);
 }
 
@@ -309,6 +317,124 @@ cache_salvage_run(struct cache *c, BDBCUR *cur, int ok,
 }
 
 /*
+ * A number in Tokyo Cabinet's variable-length form: seven bits a byte,
+ * least significant first; a byte b of a number that goes on holds
+ * 255 - b.  0, or -1 if it runs past end.
+ */
+static int
+cache_vnum(const unsigned char **pp, const unsigned char *end, uint64_t *num)
+{
+	const unsigned char	*p = *pp;
+	uint64_t		 n = 0;
+	unsigned int		 shift = 0;
+
+	for (; p < end && shift < 64; p++, shift += 7) {
+		if (*p < 0x80) {
+			*num = n + ((uint64_t)*p << shift);
+			*pp = p + 1;
+			return (0);
+		}
+		n += (uint64_t)(0xff - *p) << shift;
+	}
+	return (-1);
+}
+
+/* Could v be a value this cache stored (cache_put())? */
+static int
+cache_wellformed(const unsigned char *v, uint64_t vlen)
+{
+	uint64_t	tlen;
+
+	if (vlen < CACHE_HDR || v[0] != 1 || v[1] > 2 || v[2] > 1)
+		return (0);
+	tlen = (uint64_t)v[4] << 24 | (uint64_t)v[5] << 16 |
+	    (uint64_t)v[6] << 8 | v[7];
+	return (tlen <= vlen - CACHE_HDR);
+}
+
+/*
+ * The records of one leaf page as Tokyo Cabinet stores it: the numbers
+ * of the pages before and after, then for each record the sizes of its
+ * key and value and how many more values it has, the key, the value and
+ * the sizes and bytes of the other values.  A page is taken only if all
+ * of it reads as this cache's records in order (nothing in a page says
+ * whether it was damaged): the first pass checks, the second copies
+ * what was not copied yet.
+ */
+static void
+cache_salvage_leaf(struct cache *c, const unsigned char *page, size_t len,
+    struct cache_salvaged *sv)
+{
+	const unsigned char	*p, *end = page + len, *key, *val;
+	uint64_t		 prev, next, ksiz, vsiz, rnum, seq, last;
+	int			 pass;
+
+	for (pass = 0; pass < 2; pass++) {
+		p = page;
+		last = 0;
+		if (cache_vnum(&p, end, &prev) != 0 ||
+		    cache_vnum(&p, end, &next) != 0)
+			return;
+		while (p < end) {
+			if (cache_vnum(&p, end, &ksiz) != 0 ||
+			    cache_vnum(&p, end, &vsiz) != 0 ||
+			    cache_vnum(&p, end, &rnum) != 0 || ksiz != 8 ||
+			    rnum != 0 || vsiz > (uint64_t)(end - p) - 8 ||
+			    vsiz > INT_MAX)
+				return;
+			key = p;
+			val = p + 8;
+			p += 8 + vsiz;
+			seq = cache_seq(key, 8);
+			if (seq <= last || !cache_wellformed(val, vsiz))
+				return;
+			last = seq;
+			if (pass == 0)
+				continue;
+			if (tcbdbputkeep(c->bdb, key, 8, val, (int)vsiz)) {
+				sv->kept++;
+				sv->bytes += cache_cost(vsiz);
+			}
+			if (seq > sv->last)
+				sv->last = seq;
+			if (seq >= sv->limit)
+				sv->limit = seq + 1;
+		}
+	}
+}
+
+/*
+ * Pages the tree no longer reaches (a damaged inner page, a damaged
+ * header): read the leaf pages straight from the hash records under the
+ * tree (inner pages have keys starting with '#').
+ */
+static void
+cache_salvage_pages(struct cache *c, const char *bad,
+    struct cache_salvaged *sv)
+{
+	TCHDB	*hdb;
+	char	*k, *v;
+	int	 ks, vs;
+
+	if ((hdb = tchdbnew()) == NULL)
+		return;
+	if (tchdbopen(hdb, bad, HDBOREADER | HDBONOLCK) &&
+	    tchdbiterinit(hdb)) {
+		while ((k = tchdbiternext(hdb, &ks)) != NULL) {
+			if (ks > 0 && k[0] != '#' &&
+			    (v = tchdbget(hdb, k, ks, &vs)) != NULL) {
+				cache_salvage_leaf(c, (unsigned char *)v,
+				    (size_t)vs, sv);
+				free(v);
+			}
+			free(k);
+		}
+		tchdbclose(hdb);
+	}
+	tchdbdel(hdb);
+}
+
+/*
  * A damaged file: copy out every record still readable into a new file
  * at the same path; the rest is lost, and the log says how much was kept.
  */
@@ -339,21 +465,22 @@ cache_salvage(struct cache *c, int omode, char **cause)
 		free(bad);
 		return (-1);
 	}
+	tcbdbtranbegin(c->bdb);
 	old = cache_bdb_new(0);
 	if (tcbdbopen(old, bad, BDBOREADER | BDBONOLCK)) {
 		cur = tcbdbcurnew(old);
-		tcbdbtranbegin(c->bdb);
 		ok = tcbdbcurfirst(cur);
 		while (cache_salvage_run(c, cur, ok, &sv))
 			ok = 1;
-		c->db_bytes = sv.bytes;
-		c->next_seq = sv.limit;
-		cache_meta_put(c);
-		tcbdbtrancommit(c->bdb);
 		tcbdbcurdel(cur);
 		tcbdbclose(old);
 	}
 	tcbdbdel(old);
+	cache_salvage_pages(c, bad, &sv);
+	c->db_bytes = sv.bytes;
+	c->next_seq = sv.limit;
+	cache_meta_put(c);
+	tcbdbtrancommit(c->bdb);
 	unlink(bad);
 	free(bad);
 	log_warnx("cache %s: the file was damaged; kept %" PRIu64 " messages, "
@@ -436,7 +563,12 @@ fail:
 void
 cache_set(struct cache *c, const struct cache_cfg *cfg)
 {
+	uint32_t	lsmax = cache_lsmax(c->cfg.cap_bytes);
+
 	c->cfg = *cfg;
+	/* Pages sized for the old cap: open the file again for the new. */
+	if (cache_lsmax(cfg->cap_bytes) != lsmax)
+		cache_reopen(c);
 	cache_budget(c, 0);
 	cache_enforce(c, 0);
 }
@@ -835,8 +967,8 @@ cache_compact(struct cache *c)
 
 	if (c->cfg.cap_bytes == 0 || c->disk_bytes < c->cfg.cap_bytes /
 	    10 * 9 || c->db_bytes * 3 > c->disk_bytes ||
-	    c->db_bytes > CACHE_COMPACT_MAX || c->nstage != 0 ||
-	    c->ndels != 0 || now - c->last_optimize < 60000)
+	    c->db_bytes > CACHE_COMPACT_MAX ||
+	    now - c->last_optimize < 60000)
 		return;
 	c->last_optimize = now;
 	bnum = c->cfg.cap_bytes / 16384;

@@ -1166,11 +1166,17 @@ cache_test_damaged(void)
 	cache_test_diag("log: ", r.log);
 	tap_ok(rc == 0 && r.done && r.opened, "a file with a damaged tail "
 	    "opens");
+	/*
+	 * Pages the damage spared are kept even past a damaged one (which
+	 * may hold the first messages: the first page, with the bookkeeping
+	 * record, is rewritten at the end of the file at every commit).
+	 */
 	if (!tap_ok(r.count > 0 && r.count < n && r.w.n == r.count &&
-	    r.w.first == 0 && r.w.contiguous && r.w.intact,
-	    "it keeps some messages, all of them readable, whole, in order"))
-		printf("#   count %" PRIu64 ", walked %" PRIu64 "\n", r.count,
-		    r.w.n);
+	    r.w.ordered && r.w.intact, "it keeps the messages of the "
+	    "pages the damage spared, all of them readable, whole, in order"))
+		printf("#   count %" PRIu64 ", walked %" PRIu64 " (first %"
+		    PRIu64 ", intact %d, ordered %d)\n", r.count, r.w.n,
+		    r.w.first, r.w.intact, r.w.ordered);
 	if (!tap_ok(r.kept == r.count, "the log says how many messages were "
 	    "kept"))
 		printf("#   the log says %" PRIu64 ", cache_count %" PRIu64
