@@ -66,6 +66,8 @@
 #define CACHE_LMEMB		1024		/* records per leaf, at most */
 #define CACHE_LSMIN		(16u << 10)	/* bytes per leaf, at most: */
 #define CACHE_LSMAX		(128u << 10)	/* cap / 128 within these */
+#define CACHE_AHEAD		64		/* records read at once, */
+#define CACHE_AHEAD_BYTES	(256u << 10)	/* or this many bytes */
 #define CACHE_LOG_ROOM		(384u << 10)	/* a commit's log, at most */
 #define CACHE_META_VERSION	1
 
@@ -100,6 +102,11 @@ struct cache {
 	uint64_t		 evicted;	/* last seq evicted (full) */
 	int			 salvaging;
 	uint64_t		 last_optimize;	/* ms */
+	/* Records read ahead of the replay, not handed out yet. */
+	struct cache_rec	 ahead[CACHE_AHEAD];
+	size_t			 nahead;
+	size_t			 iahead;
+	uint64_t		 ahead_after;	/* handed out last */
 	uint64_t		 disk_bytes;
 
 	struct event		*commit_ev;
@@ -125,6 +132,7 @@ static void	cache_budget(struct cache *, uint64_t);
 static void	cache_repair(struct cache *);
 static void	cache_compact(struct cache *);
 static void	cache_reopen(struct cache *);
+static void	cache_ahead_clear(struct cache *);
 static int	cache_room(const struct cache *);
 static uint64_t	cache_free_bytes(const struct cache *);
 
@@ -588,6 +596,7 @@ cache_close(struct cache *c)
 	if (c->nstage != 0)
 		log_warnx("cache %s: %" PRIu64 " messages could not be written "
 		    "at close", c->name, c->nstage);
+	cache_ahead_clear(c);
 	if (!tcbdbclose(c->bdb))
 		log_warnx("cache %s: close: %s", c->name, cache_tcerr(c));
 	tcbdbdel(c->bdb);
@@ -811,6 +820,12 @@ cache_commit(struct cache *c)
 		log_info("cache %s: writing again", c->name);
 		c->failing = 0;
 	}
+	/* A record read ahead may be gone now (the cap, the TTL). */
+	for (i = 0; i < ndel && c->iahead < c->nahead; i++)
+		if (c->dels[i] > c->ahead_after) {
+			cache_ahead_clear(c);
+			break;
+		}
 	cache_dels_done(c, ndel);
 	/* Recount from the file (acks of records already gone are harmless). */
 	c->db_count = tcbdbrnum(c->bdb);
@@ -825,6 +840,7 @@ cache_commit(struct cache *c)
 	    cache_du(c->path) > (1u << 20)) {
 		/* Empty: give the space back; numbering goes on. */
 		if (tcbdbvanish(c->bdb)) {
+			cache_ahead_clear(c);
 			c->db_bytes = 0;
 			cache_meta_put(c);
 			prev = 0;
@@ -870,6 +886,7 @@ cache_reopen(struct cache *c)
 	int		 omode;
 	char		*cause = NULL;
 
+	cache_ahead_clear(c);
 	tcbdbclose(c->bdb);
 	tcbdbdel(c->bdb);
 	c->bdb = cache_bdb_new(c->cfg.cap_bytes);
@@ -938,6 +955,7 @@ cache_repair(struct cache *c)
 	int	 omode;
 
 	c->salvaging = 1;
+	cache_ahead_clear(c);
 	omode = BDBOWRITER | BDBOCREAT | BDBOLCKNB |
 	    (c->sync == CACHE_SYNC_PAGES ? BDBOTSYNC : 0);
 	if (!cache_room(c))
@@ -1153,22 +1171,32 @@ cache_expired(const struct cache *c, int64_t enq_us, int64_t now)
 	    enq_us + (int64_t)c->cfg.ttl_sec * 1000000 < now);
 }
 
+/* Forget the records read ahead. */
+static void
+cache_ahead_clear(struct cache *c)
+{
+	while (c->iahead < c->nahead)
+		cache_rec_clear(&c->ahead[c->iahead++]);
+	c->nahead = c->iahead = 0;
+}
+
 /*
- * The oldest message after sequence number after (0: from the start),
- * skipping expired ones (dropped).  1 with rec filled (free with
- * cache_rec_clear()), or 0 if there is none.
+ * Read the records after sequence number after, up to CACHE_AHEAD of them
+ * (one cursor for many: a replay asks for one record at a time), dropping
+ * unreadable and expired ones on the way.  How many were read.
  */
-int
-cache_next(struct cache *c, uint64_t after, struct cache_rec *rec)
+static size_t
+cache_ahead_fill(struct cache *c, uint64_t after, int64_t now)
 {
 	BDBCUR			*cur;
 	unsigned char		 k[8];
 	const void		*kb, *vb;
-	int			 ks, vs, found = 0;
-	uint64_t		 seq;
-	int64_t			 now = util_wall_us();
-	struct cache_stage	*s, *next;
+	int			 ks, vs;
+	uint64_t		 seq, bytes = 0;
+	struct cache_rec	*rec;
 
+	cache_ahead_clear(c);
+	c->ahead_after = after;
 	cur = tcbdbcurnew(c->bdb);
 	cache_key(after + 1 > 0 ? after + 1 : 1, k);
 	if (tcbdbcurjump(cur, k, 8)) {
@@ -1179,6 +1207,7 @@ cache_next(struct cache *c, uint64_t after, struct cache_rec *rec)
 			seq = cache_seq(kb, ks);
 			if (seq == 0 || cache_is_del(c, seq))
 				continue;
+			rec = &c->ahead[c->nahead];
 			if (cache_decode(seq, vb, vs, rec) != 0) {
 				cache_del(c, seq, vs);
 				c->drops[CACHE_DROP_DISK_ERROR]++;
@@ -1190,12 +1219,45 @@ cache_next(struct cache *c, uint64_t after, struct cache_rec *rec)
 				c->drops[CACHE_DROP_TTL]++;
 				continue;
 			}
-			found = 1;
-		} while (!found && tcbdbcurnext(cur));
+			c->nahead++;
+			bytes += vs;
+		} while (c->nahead < CACHE_AHEAD &&
+		    bytes < CACHE_AHEAD_BYTES && tcbdbcurnext(cur));
 	}
 	tcbdbcurdel(cur);
-	if (found)
+	return (c->nahead);
+}
+
+/*
+ * The oldest message after sequence number after (0: from the start),
+ * skipping expired ones (dropped).  1 with rec filled (free with
+ * cache_rec_clear()), or 0 if there is none.
+ */
+int
+cache_next(struct cache *c, uint64_t after, struct cache_rec *rec)
+{
+	int64_t			 now = util_wall_us();
+	struct cache_stage	*s, *next;
+
+	for (;;) {
+		if ((c->iahead == c->nahead || after != c->ahead_after) &&
+		    cache_ahead_fill(c, after, now) == 0)
+			break;
+		*rec = c->ahead[c->iahead++];
+		after = c->ahead_after = rec->seq;
+		/* Dropped since it was read (not committed yet)? */
+		if (cache_is_del(c, rec->seq)) {
+			cache_rec_clear(rec);
+			continue;
+		}
+		if (cache_expired(c, rec->enq_us, now)) {
+			cache_del(c, rec->seq, cache_rec_size(rec));
+			cache_rec_clear(rec);
+			c->drops[CACHE_DROP_TTL]++;
+			continue;
+		}
 		return (1);
+	}
 	if (cache_damage(tcbdbecode(c->bdb)) && !c->salvaging) {
 		/* A page that does not read back: copy out the rest. */
 		cache_repair(c);
