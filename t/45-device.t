@@ -194,8 +194,10 @@ mi = meminfo()
 t.eq(m["total"], mi["MemTotal"], "status: memory.total is MemTotal")
 t.eq(m["used"] + m["available"], m["total"],
      "status: memory.used is total less available")
-t.ok(m["free"] <= m["available"] <= m["total"],
-     "status: memory free <= available <= total", m)
+# MemAvailable can be below MemFree (the kernel's reserves count against
+# it while little is cached), so each is only bounded by the total.
+t.ok(m["free"] <= m["total"] and m["available"] <= m["total"],
+     "status: memory free and available are each at most total", m)
 dk = st["disk"]
 sv = os.statvfs("/")
 t.ok(isinstance(dk, dict) and list(dk) == ["path", "total", "used", "free"]
