@@ -66,8 +66,8 @@
 #define CACHE_LMEMB		1024		/* records per leaf, at most */
 #define CACHE_LSMIN		(16u << 10)	/* bytes per leaf, at most: */
 #define CACHE_LSMAX		(128u << 10)	/* cap / 128 within these */
-#define CACHE_AHEAD		64		/* records read at once, */
-#define CACHE_AHEAD_BYTES	(256u << 10)	/* or this many bytes */
+#define CACHE_OUT		128		/* handed out, remembered */
+#define CACHE_DEL_MS		1000		/* deletions alone wait */
 #define CACHE_LOG_ROOM		(384u << 10)	/* a commit's log, at most */
 #define CACHE_META_VERSION	1
 
@@ -102,15 +102,14 @@ struct cache {
 	uint64_t		 evicted;	/* last seq evicted (full) */
 	int			 salvaging;
 	uint64_t		 last_optimize;	/* ms */
-	/* Records read ahead of the replay, not handed out yet. */
-	struct cache_rec	 ahead[CACHE_AHEAD];
-	size_t			 nahead;
-	size_t			 iahead;
-	uint64_t		 ahead_after;	/* handed out last */
+	/* Records handed out from disk, not acknowledged nor dropped. */
+	uint64_t		 out[CACHE_OUT];	/* 0: free */
+	uint32_t		 outlen[CACHE_OUT];
+	unsigned int		 outpos;
 	uint64_t		 disk_bytes;
 
 	struct event		*commit_ev;
-	int			 commit_armed;
+	int			 commit_armed;	/* 2: for deletions only */
 	struct event		*sweep_ev;
 	uint64_t		 drops[CACHE_NDROPS];
 	int			 failing;
@@ -132,7 +131,7 @@ static void	cache_budget(struct cache *, uint64_t);
 static void	cache_repair(struct cache *);
 static void	cache_compact(struct cache *);
 static void	cache_reopen(struct cache *);
-static void	cache_ahead_clear(struct cache *);
+static void	cache_out_clear(struct cache *);
 static int	cache_room(const struct cache *);
 static uint64_t	cache_free_bytes(const struct cache *);
 
@@ -596,7 +595,6 @@ cache_close(struct cache *c)
 	if (c->nstage != 0)
 		log_warnx("cache %s: %" PRIu64 " messages could not be written "
 		    "at close", c->name, c->nstage);
-	cache_ahead_clear(c);
 	if (!tcbdbclose(c->bdb))
 		log_warnx("cache %s: close: %s", c->name, cache_tcerr(c));
 	tcbdbdel(c->bdb);
@@ -634,18 +632,27 @@ cache_remove(struct cache *c)
 	free(path);
 }
 
-/* Arrange a commit: soon (now) or within the commit window. */
+/*
+ * Arrange a commit: soon (now) or within the commit window.  Deletions
+ * alone wait longer (CACHE_DEL_MS): each commit syncs, a replay makes
+ * thousands of them a second, and one lost to a crash only sends a
+ * message again.
+ */
 static void
 cache_schedule(struct cache *c, int now)
 {
 	struct timeval	tv;
+	unsigned int	ms = c->commit_ms;
+	int		dels_only = !now && c->nstage == 0;
 
-	if (c->commit_armed && !now)
+	if (dels_only && ms < CACHE_DEL_MS)
+		ms = CACHE_DEL_MS;
+	if (c->commit_armed && !now && (c->commit_armed == 1 || dels_only))
 		return;
-	tv.tv_sec = now ? 0 : c->commit_ms / 1000;
-	tv.tv_usec = now ? 0 : (c->commit_ms % 1000) * 1000;
+	tv.tv_sec = now ? 0 : ms / 1000;
+	tv.tv_usec = now ? 0 : (ms % 1000) * 1000;
 	evtimer_add(c->commit_ev, &tv);
-	c->commit_armed = 1;
+	c->commit_armed = dels_only ? 2 : 1;
 }
 
 static void
@@ -701,6 +708,10 @@ static void
 cache_del(struct cache *c, uint64_t seq, size_t vlen)
 {
 	size_t	i;
+
+	for (i = 0; i < CACHE_OUT; i++)
+		if (c->out[i] == seq)
+			c->out[i] = 0;
 
 	if (c->ndels == c->capdels) {
 		c->capdels = c->capdels == 0 ? 256 : c->capdels * 2;
@@ -820,12 +831,6 @@ cache_commit(struct cache *c)
 		log_info("cache %s: writing again", c->name);
 		c->failing = 0;
 	}
-	/* A record read ahead may be gone now (the cap, the TTL). */
-	for (i = 0; i < ndel && c->iahead < c->nahead; i++)
-		if (c->dels[i] > c->ahead_after) {
-			cache_ahead_clear(c);
-			break;
-		}
 	cache_dels_done(c, ndel);
 	/* Recount from the file (acks of records already gone are harmless). */
 	c->db_count = tcbdbrnum(c->bdb);
@@ -840,7 +845,7 @@ cache_commit(struct cache *c)
 	    cache_du(c->path) > (1u << 20)) {
 		/* Empty: give the space back; numbering goes on. */
 		if (tcbdbvanish(c->bdb)) {
-			cache_ahead_clear(c);
+			cache_out_clear(c);
 			c->db_bytes = 0;
 			cache_meta_put(c);
 			prev = 0;
@@ -886,7 +891,7 @@ cache_reopen(struct cache *c)
 	int		 omode;
 	char		*cause = NULL;
 
-	cache_ahead_clear(c);
+	cache_out_clear(c);
 	tcbdbclose(c->bdb);
 	tcbdbdel(c->bdb);
 	c->bdb = cache_bdb_new(c->cfg.cap_bytes);
@@ -955,7 +960,7 @@ cache_repair(struct cache *c)
 	int	 omode;
 
 	c->salvaging = 1;
-	cache_ahead_clear(c);
+	cache_out_clear(c);
 	omode = BDBOWRITER | BDBOCREAT | BDBOLCKNB |
 	    (c->sync == CACHE_SYNC_PAGES ? BDBOTSYNC : 0);
 	if (!cache_room(c))
@@ -1171,32 +1176,29 @@ cache_expired(const struct cache *c, int64_t enq_us, int64_t now)
 	    enq_us + (int64_t)c->cfg.ttl_sec * 1000000 < now);
 }
 
-/* Forget the records read ahead. */
+/* Forget which records were handed out (the file changed under them). */
 static void
-cache_ahead_clear(struct cache *c)
+cache_out_clear(struct cache *c)
 {
-	while (c->iahead < c->nahead)
-		cache_rec_clear(&c->ahead[c->iahead++]);
-	c->nahead = c->iahead = 0;
+	memset(c->out, 0, sizeof c->out);
 }
 
 /*
- * Read the records after sequence number after, up to CACHE_AHEAD of them
- * (one cursor for many: a replay asks for one record at a time), dropping
- * unreadable and expired ones on the way.  How many were read.
+ * The oldest message after sequence number after (0: from the start),
+ * skipping expired ones (dropped).  1 with rec filled (free with
+ * cache_rec_clear()), or 0 if there is none.
  */
-static size_t
-cache_ahead_fill(struct cache *c, uint64_t after, int64_t now)
+int
+cache_next(struct cache *c, uint64_t after, struct cache_rec *rec)
 {
 	BDBCUR			*cur;
 	unsigned char		 k[8];
 	const void		*kb, *vb;
-	int			 ks, vs;
-	uint64_t		 seq, bytes = 0;
-	struct cache_rec	*rec;
+	int			 ks, vs, found = 0;
+	uint64_t		 seq;
+	int64_t			 now = util_wall_us();
+	struct cache_stage	*s, *next;
 
-	cache_ahead_clear(c);
-	c->ahead_after = after;
 	cur = tcbdbcurnew(c->bdb);
 	cache_key(after + 1 > 0 ? after + 1 : 1, k);
 	if (tcbdbcurjump(cur, k, 8)) {
@@ -1207,7 +1209,6 @@ cache_ahead_fill(struct cache *c, uint64_t after, int64_t now)
 			seq = cache_seq(kb, ks);
 			if (seq == 0 || cache_is_del(c, seq))
 				continue;
-			rec = &c->ahead[c->nahead];
 			if (cache_decode(seq, vb, vs, rec) != 0) {
 				cache_del(c, seq, vs);
 				c->drops[CACHE_DROP_DISK_ERROR]++;
@@ -1219,43 +1220,15 @@ cache_ahead_fill(struct cache *c, uint64_t after, int64_t now)
 				c->drops[CACHE_DROP_TTL]++;
 				continue;
 			}
-			c->nahead++;
-			bytes += vs;
-		} while (c->nahead < CACHE_AHEAD &&
-		    bytes < CACHE_AHEAD_BYTES && tcbdbcurnext(cur));
+			found = 1;
+		} while (!found && tcbdbcurnext(cur));
 	}
 	tcbdbcurdel(cur);
-	return (c->nahead);
-}
-
-/*
- * The oldest message after sequence number after (0: from the start),
- * skipping expired ones (dropped).  1 with rec filled (free with
- * cache_rec_clear()), or 0 if there is none.
- */
-int
-cache_next(struct cache *c, uint64_t after, struct cache_rec *rec)
-{
-	int64_t			 now = util_wall_us();
-	struct cache_stage	*s, *next;
-
-	for (;;) {
-		if ((c->iahead == c->nahead || after != c->ahead_after) &&
-		    cache_ahead_fill(c, after, now) == 0)
-			break;
-		*rec = c->ahead[c->iahead++];
-		after = c->ahead_after = rec->seq;
-		/* Dropped since it was read (not committed yet)? */
-		if (cache_is_del(c, rec->seq)) {
-			cache_rec_clear(rec);
-			continue;
-		}
-		if (cache_expired(c, rec->enq_us, now)) {
-			cache_del(c, rec->seq, cache_rec_size(rec));
-			cache_rec_clear(rec);
-			c->drops[CACHE_DROP_TTL]++;
-			continue;
-		}
+	if (found) {
+		/* On disk until acknowledged or dropped (cache_del()). */
+		c->out[c->outpos] = rec->seq;
+		c->outlen[c->outpos] = (uint32_t)vs;
+		c->outpos = (c->outpos + 1) % CACHE_OUT;
 		return (1);
 	}
 	if (cache_damage(tcbdbecode(c->bdb)) && !c->salvaging) {
@@ -1307,6 +1280,7 @@ cache_ack(struct cache *c, uint64_t seq, size_t vlen)
 	struct cache_stage	*s;
 	unsigned char		 k[8];
 	int			 vs;
+	size_t			 i;
 
 	TAILQ_FOREACH(s, &c->stage, entry) {
 		if (s->seq == seq) {
@@ -1316,6 +1290,12 @@ cache_ack(struct cache *c, uint64_t seq, size_t vlen)
 	}
 	if (seq == 0 || cache_is_del(c, seq))
 		return;
+	/* Handed out by cache_next() and still there: no read needed. */
+	for (i = 0; i < CACHE_OUT; i++)
+		if (c->out[i] == seq) {
+			cache_del(c, seq, c->outlen[i]);
+			return;
+		}
 	/* It may be gone already (dropped by the cap or the TTL). */
 	cache_key(seq, k);
 	if ((vs = tcbdbvsiz(c->bdb, k, 8)) < 0)
