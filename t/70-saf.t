@@ -25,8 +25,6 @@ import os
 import random
 import re
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -54,46 +52,6 @@ REPLAY_WINDOW = 64      # replayed messages in flight at most
 
 
 # --- the broker and the subscriber ------------------------------------------
-
-class KeepingBroker(Broker):
-    """A mosquitto that keeps sessions and queued messages across a
-    clean stop (persistence), with no cap on a client's queue; stop()
-    and start() keep the port."""
-
-    def start(self, timeout=10):
-        conf = os.path.join(self.dir, "mosquitto.conf")
-        with open(conf, "w") as f:
-            f.write("listener %d 127.0.0.1\n"
-                    "allow_anonymous true\n"
-                    "user root\n"
-                    "persistence true\n"
-                    "persistence_location %s/\n"
-                    "autosave_interval 0\n"
-                    "max_queued_messages 0\n"
-                    "max_inflight_messages 20\n"
-                    "log_dest stderr\n" % (self.port, self.dir))
-        log = open(self.logfile, "a")
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", conf], stdout=log,
-                                     stderr=subprocess.STDOUT)
-        log.close()
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("mosquitto exited: %s" % self.log())
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.5).close()
-                return self
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError("mosquitto did not start: %s" % self.log())
-
-    def log(self):
-        try:
-            with open(self.logfile, errors="replace") as f:
-                return f.read()[-2000:]
-        except OSError:
-            return ""
-
 
 def values_of(payload):
     """The tag values a message carries (every value of every tag)."""
@@ -189,7 +147,8 @@ def missing(got, n):
 
 # --- the daemon -------------------------------------------------------------
 
-broker = KeepingBroker()
+# Sessions and queues kept across the restarts below.
+broker = Broker(conf=PERSISTENT + ["max_inflight_messages 20"])
 d = Daemon()
 TOKEN = d.api_token
 SAF = "/mqtt/1/store-and-forward"

@@ -19,7 +19,6 @@ import atexit
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -48,37 +47,6 @@ SAF = "/mqtt/1/store-and-forward"
 
 
 # --- the broker and the subscriber ------------------------------------------
-
-class KeepingBroker(Broker):
-    """A mosquitto that keeps sessions and queued messages across a
-    clean stop (persistence), with no cap on a client's queue."""
-
-    def start(self, timeout=10):
-        conf = os.path.join(self.dir, "mosquitto.conf")
-        with open(conf, "w") as f:
-            f.write("listener %d 127.0.0.1\n"
-                    "allow_anonymous true\n"
-                    "user root\n"
-                    "persistence true\n"
-                    "persistence_location %s/\n"
-                    "autosave_interval 0\n"
-                    "max_queued_messages 0\n"
-                    "log_dest stderr\n" % (self.port, self.dir))
-        log = open(self.logfile, "a")
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", conf], stdout=log,
-                                     stderr=subprocess.STDOUT)
-        log.close()
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("mosquitto exited")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.5).close()
-                return self
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError("mosquitto did not start")
-
 
 class Subscriber:
     """Every sequence number on saf/# with its topic."""
@@ -127,7 +95,8 @@ class Subscriber:
         self.c.disconnect()
 
 
-broker = KeepingBroker()
+# Sessions and queues kept across the outages below.
+broker = Broker(conf=PERSISTENT)
 sub = Subscriber(broker.port)
 if not sub.subscribed.wait(10):
     t.bail("the subscriber got no SUBACK")

@@ -385,30 +385,70 @@ MOSQUITTO = os.environ.get("MOSQUITTO", "/usr/sbin/mosquitto")
 
 class Broker:
     """A mosquitto on a free loopback port (mosquitto 2 binds -p to
-    loopback); stop() and start() keep the port."""
+    loopback); stop() and start() keep the port.  conf: lines of a
+    mosquitto.conf after the listener ({dir} is the broker's directory);
+    subclasses may build them in config().  With filelog the broker logs
+    every event to self.brokerlog."""
 
-    def __init__(self, start=True):
+    filelog = False
+
+    def __init__(self, start=True, conf=None):
         self.port = free_port()
         self.dir = tmpdir("uplinkd-mq-")
         self.logfile = os.path.join(self.dir, "mosquitto.log")
+        self.brokerlog = os.path.join(self.dir, "broker.log")
+        self.conf = conf
         self.proc = None
         _brokers.append(self)
         if start:
             self.start()
 
+    def config(self):
+        """The lines after the listener, or None to run with -p alone."""
+        return self.conf
+
     def start(self, timeout=10):
+        lines = self.config()
+        if lines is None and not self.filelog:
+            args = [MOSQUITTO, "-p", str(self.port)]
+        else:
+            lines = list(lines or [])
+            if self.filelog:
+                # Run as root, mosquitto opens its log after dropping to
+                # its own user; its stdout is block-buffered, so it logs to
+                # a file it can write.
+                os.chmod(self.dir, 0o755)
+                open(self.brokerlog, "a").close()
+                os.chmod(self.brokerlog, 0o666)
+                lines += ["log_dest file %s" % self.brokerlog,
+                          "log_type all"]
+            conf = os.path.join(self.dir, "mosquitto.conf")
+            with open(conf, "w") as f:
+                f.write("listener %d 127.0.0.1\n" % self.port)
+                for line in lines:
+                    f.write(line.format(dir=self.dir) + "\n")
+            args = [MOSQUITTO, "-c", conf]
         log = open(self.logfile, "a")
-        self.proc = subprocess.Popen([MOSQUITTO, "-p", str(self.port)],
-                                     stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(args, stdout=log,
+                                     stderr=subprocess.STDOUT)
         log.close()
         deadline = time.time() + timeout
         while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("mosquitto exited: %s" % self.log())
             try:
                 socket.create_connection(("127.0.0.1", self.port), 0.5).close()
                 return self
             except OSError:
                 time.sleep(0.02)
-        raise RuntimeError("mosquitto did not start")
+        raise RuntimeError("mosquitto did not start: %s" % self.log())
+
+    def log(self):
+        try:
+            with open(self.logfile, errors="replace") as f:
+                return f.read()[-2000:]
+        except OSError:
+            return ""
 
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:
@@ -432,6 +472,12 @@ class Broker:
 
 _brokers = []
 _subs = []
+
+# A broker that keeps sessions and queued messages across a clean stop,
+# with no cap on a client's queue (Broker(conf=PERSISTENT + [...])).
+PERSISTENT = ["allow_anonymous true", "user root", "persistence true",
+              "persistence_location {dir}/", "autosave_interval 0",
+              "max_queued_messages 0", "log_dest stderr"]
 
 
 def have_mosquitto():
