@@ -283,6 +283,23 @@ struct cache_salvaged {
 	uint64_t	limit;		/* next number to give */
 };
 
+/* Copy one record found in a damaged file (unless copied already). */
+static void
+cache_salvage_keep(struct cache *c, const void *kb, const void *vb, int vs,
+    struct cache_salvaged *sv)
+{
+	uint64_t	seq = cache_seq(kb, 8);
+
+	if (seq != 0 && tcbdbputkeep(c->bdb, kb, 8, vb, vs)) {
+		sv->kept++;
+		sv->bytes += cache_cost(vs);
+	}
+	if (seq > sv->last)
+		sv->last = seq;
+	if (seq >= sv->limit)
+		sv->limit = seq + 1;
+}
+
 /*
  * Copy the readable records from the cursor on, up to a damaged page;
  * then find the first readable record past it (the keys are consecutive
@@ -295,22 +312,15 @@ cache_salvage_run(struct cache *c, BDBCUR *cur, int ok,
 	const void	*kb, *vb;
 	unsigned char	 k[8];
 	int		 ks, vs;
-	uint64_t	 seq, step;
+	uint64_t	 step;
 
 	while (ok) {
 		kb = tcbdbcurkey3(cur, &ks);
 		vb = tcbdbcurval3(cur, &vs);
 		if (kb == NULL || vb == NULL)
 			break;
-		seq = cache_seq(kb, ks);
-		if (seq != 0 && tcbdbput(c->bdb, kb, ks, vb, vs)) {
-			sv->kept++;
-			sv->bytes += cache_cost(vs);
-		}
-		if (seq > sv->last)
-			sv->last = seq;
-		if (seq >= sv->limit)
-			sv->limit = seq + 1;
+		if (ks == 8)
+			cache_salvage_keep(c, kb, vb, vs, sv);
 		ok = tcbdbcurnext(cur);
 	}
 	for (step = 1; sv->last + step < sv->limit; step *= 2) {
@@ -396,16 +406,8 @@ cache_salvage_leaf(struct cache *c, const unsigned char *page, size_t len,
 			if (seq <= last || !cache_wellformed(val, vsiz))
 				return;
 			last = seq;
-			if (pass == 0)
-				continue;
-			if (tcbdbputkeep(c->bdb, key, 8, val, (int)vsiz)) {
-				sv->kept++;
-				sv->bytes += cache_cost(vsiz);
-			}
-			if (seq > sv->last)
-				sv->last = seq;
-			if (seq >= sv->limit)
-				sv->limit = seq + 1;
+			if (pass == 1)
+				cache_salvage_keep(c, key, val, (int)vsiz, sv);
 		}
 	}
 }
@@ -1150,14 +1152,12 @@ cache_decode(uint64_t seq, const unsigned char *v, size_t vlen,
 	uint64_t	enq = 0;
 	int		i;
 
-	if (vlen < CACHE_HDR || v[0] != 1)
+	if (!cache_wellformed(v, vlen))
 		return (-1);
 	for (i = 0; i < 4; i++)
 		tlen = (tlen << 8) | v[4 + i];
 	for (i = 0; i < 8; i++)
 		enq = (enq << 8) | v[8 + i];
-	if (tlen > vlen - CACHE_HDR)
-		return (-1);
 	rec->seq = seq;
 	rec->qos = v[1];
 	rec->retain = v[2];
