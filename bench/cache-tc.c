@@ -7,17 +7,18 @@
  * usage: cache-tc [-b records] [-d seconds] [-m commit_ms] [-s] path
  *            payloadfile topic
  *
- * Opens (truncating) a B+tree at path tuned as src/cache.c tunes its
- * caches (128 members a leaf, 256 a non-leaf, 32749 buckets, 2^8
- * alignment, 2^10 free blocks, large; 32 leaf and 32 non-leaf pages
- * cached, defragmentation unit 8), with transactions synchronised to
+ * Opens (truncating) a B+tree at path tuned as src/cache.c tunes the
+ * cache of bench/cache's 4096 MB cap (2048 members a leaf, 256 a
+ * non-leaf, 262139 buckets, 2^8 alignment, 2^10 free blocks, large;
+ * leaves of 512 kB at most, 16 leaf and 64 non-leaf pages cached, a
+ * CRC-32 at the end of every page), with transactions synchronised to
  * disk unless -s (uplinkd's cache_sync, yes by default).  It stores the
  * first line of payloadfile, as the cache stores a message (a 16-byte
  * header: version, QoS, retain, a pad byte, the topic length and the
  * enqueue time, then topic and payload), under 8-byte big-endian
  * sequence numbers, as fast as it can, in one transaction per commit
  * window (-m, default 100 ms, uplinkd's cache_commit_ms default) or
- * of -b records (default 8192, what src/cache.c writes in one
+ * of -b records (default 32768, what src/cache.c writes in one
  * transaction at most; 0: no bound), whichever comes first, one after
  * the other, for -d seconds (default 10).  Prints one line of
  * key=value pairs: records, commits, seconds, the rate, the bytes of a
@@ -36,6 +37,7 @@
 
 #include <tcutil.h>
 #include <tcbdb.h>
+#include <zlib.h>
 
 #include "bench.h"
 
@@ -49,6 +51,49 @@ tc_number(const char *s, const char *what)
 	return (v);
 }
 
+/* The page sums of src/cache.c: the CRC-32 of a page after it. */
+static void *
+tc_enc(const void *ptr, int size, int *sp, void *op)
+{
+	unsigned char	*out;
+	uLong		 sum;
+
+	(void)op;
+	if ((out = malloc((size_t)size + 5)) == NULL)
+		return (NULL);
+	memcpy(out, ptr, size);
+	sum = crc32(0L, ptr, (uInt)size);
+	out[size] = sum >> 24 & 0xff;
+	out[size + 1] = sum >> 16 & 0xff;
+	out[size + 2] = sum >> 8 & 0xff;
+	out[size + 3] = sum & 0xff;
+	out[size + 4] = '\0';
+	*sp = size + 4;
+	return (out);
+}
+
+static void *
+tc_dec(const void *ptr, int size, int *sp, void *op)
+{
+	const unsigned char	*in = ptr;
+	unsigned char		*out;
+	uLong			 sum;
+
+	(void)op;
+	if (size < 4)
+		return (NULL);
+	size -= 4;
+	sum = (uLong)in[size] << 24 | (uLong)in[size + 1] << 16 |
+	    (uLong)in[size + 2] << 8 | in[size + 3];
+	if (crc32(0L, ptr, (uInt)size) != sum ||
+	    (out = malloc((size_t)size + 1)) == NULL)
+		return (NULL);
+	memcpy(out, ptr, size);
+	out[size] = '\0';
+	*sp = size;
+	return (out);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -58,7 +103,7 @@ main(int argc, char **argv)
 	char		*line = NULL;
 	size_t		 cap = 0, tlen, vlen;
 	ssize_t		 plen;
-	unsigned long	 seconds = 10, commit_ms = 100, batch = 8192, n;
+	unsigned long	 seconds = 10, commit_ms = 100, batch = 32768, n;
 	uint64_t	 seq = 1, commits = 0, enq, s;
 	double		 start, end, window, now;
 	int		 ch, i, sync = 1, omode;
@@ -118,9 +163,10 @@ main(int argc, char **argv)
 	if ((bdb = tcbdbnew()) == NULL)
 		errx(1, "tcbdbnew failed");
 	/* As src/cache.c tunes the cache of bench/cache's 4096 MB cap. */
-	tcbdbtune(bdb, 1024, 256, 262139, 8, 10, BDBTLARGE);
-	tcbdbsetcache(bdb, 64, 64);
-	tcbdbsetlsmax(bdb, 128u << 10);
+	tcbdbtune(bdb, 2048, 256, 262139, 8, 10, BDBTLARGE | BDBTEXCODEC);
+	tcbdbsetcodecfunc(bdb, tc_enc, NULL, tc_dec, NULL);
+	tcbdbsetcache(bdb, 16, 64);
+	tcbdbsetlsmax(bdb, 512u << 10);
 	omode = BDBOWRITER | BDBOCREAT | BDBOTRUNC | (sync ? BDBOTSYNC : 0);
 	if (!tcbdbopen(bdb, argv[0], omode))
 		errx(1, "%s: %s", argv[0], tcbdberrmsg(tcbdbecode(bdb)));

@@ -39,6 +39,7 @@
 #include <tcutil.h>
 #include <tchdb.h>
 #include <tcbdb.h>
+#include <zlib.h>
 
 #include <event2/event.h>
 
@@ -58,17 +59,19 @@
  * every region a transaction overwrites, about twice per leaf page
  * written: large pages make few syncs.  But a transaction's log holds the
  * old contents of the pages it rewrites, so pages stay small next to the
- * cap (cache_bdb_new); the 64 pages Tokyo Cabinet keeps in memory bound
- * them too.  No automatic defragmentation: in a queue it would move
- * every page of the backlog towards the head, a page (and a sync) at a
- * time, as the head is sent; new pages reuse the free space instead.
+ * cap (cache_bdb_new), and Tokyo Cabinet keeps only 8 MB of them in
+ * memory (64 pages at most).  No automatic defragmentation: in a queue it
+ * would move every page of the backlog towards the head, a page (and a
+ * sync) at a time, as the head is sent; new pages reuse the free space
+ * instead.
  */
-#define CACHE_LMEMB		1024		/* records per leaf, at most */
+#define CACHE_LMEMB		2048		/* records per leaf, at most */
 #define CACHE_LSMIN		(16u << 10)	/* bytes per leaf, at most: */
-#define CACHE_LSMAX		(128u << 10)	/* cap / 128 within these */
+#define CACHE_LSMAX		(512u << 10)	/* cap / 128 within these */
 #define CACHE_OUT		128		/* handed out, remembered */
 #define CACHE_DEL_MS		1000		/* deletions alone wait */
-#define CACHE_LOG_ROOM		(384u << 10)	/* a commit's log, at most */
+#define CACHE_LOG_ROOM		(384u << 10)	/* a commit's log, at least */
+#define CACHE_LEAF_MEM		(8u << 20)	/* pages in memory, bytes */
 #define CACHE_META_VERSION	1
 
 struct cache_stage {
@@ -107,6 +110,12 @@ struct cache {
 	uint32_t		 outlen[CACHE_OUT];
 	unsigned int		 outpos;
 	uint64_t		 disk_bytes;
+	/*
+	 * Where the last cache_next() left off: the next one steps on
+	 * instead of searching the tree, until a write moves the pages.
+	 */
+	BDBCUR			*rcur;
+	uint64_t		 rcur_seq;	/* 0: search again */
 
 	struct event		*commit_ev;
 	int			 commit_armed;	/* 2: for deletions only */
@@ -134,6 +143,7 @@ static void	cache_reopen(struct cache *);
 static void	cache_out_clear(struct cache *);
 static int	cache_room(const struct cache *);
 static uint64_t	cache_free_bytes(const struct cache *);
+static void	cache_rcur_drop(struct cache *);
 
 /* A sequence number as its 8-byte big-endian key. */
 static void
@@ -201,6 +211,7 @@ cache_meta_put(struct cache *c)
 	uint64_t	x[3];
 	int		i, j;
 
+	cache_rcur_drop(c);
 	cache_key(0, k);
 	x[0] = CACHE_META_VERSION;
 	x[1] = c->db_bytes;
@@ -253,12 +264,65 @@ cache_lsmax(uint64_t cap)
 	    CACHE_LSMAX : (uint32_t)lsmax);
 }
 
+/*
+ * Every page the cache writes ends in a CRC-32 of its bytes, added and
+ * checked by Tokyo Cabinet's codec hooks (BDBTEXCODEC).  The library
+ * trusts the sizes it reads inside a page, and on a page damaged in the
+ * middle it can ask for gigabytes and exit; a page whose sum does not
+ * match is an error it reports instead, and the cache salvages the rest.
+ * Files written before the sums open without them (the option is kept in
+ * the file's header).
+ */
+static void *
+cache_page_enc(const void *ptr, int size, int *sp,
+    __attribute__((unused)) void *op)
+{
+	unsigned char	*out;
+	uLong		 sum;
+
+	if (size < 0 || size > INT_MAX - 5 ||
+	    (out = malloc((size_t)size + 5)) == NULL)
+		return (NULL);
+	memcpy(out, ptr, size);
+	sum = crc32(0L, ptr, (uInt)size);
+	out[size] = sum >> 24 & 0xff;
+	out[size + 1] = sum >> 16 & 0xff;
+	out[size + 2] = sum >> 8 & 0xff;
+	out[size + 3] = sum & 0xff;
+	out[size + 4] = '\0';
+	*sp = size + 4;
+	return (out);
+}
+
+static void *
+cache_page_dec(const void *ptr, int size, int *sp,
+    __attribute__((unused)) void *op)
+{
+	const unsigned char	*in = ptr;
+	unsigned char		*out;
+	uLong			 sum;
+
+	if (size < 4)
+		return (NULL);
+	size -= 4;
+	sum = (uLong)in[size] << 24 | (uLong)in[size + 1] << 16 |
+	    (uLong)in[size + 2] << 8 | in[size + 3];
+	if (crc32(0L, ptr, (uInt)size) != sum ||
+	    (out = malloc((size_t)size + 1)) == NULL)
+		return (NULL);
+	memcpy(out, ptr, size);
+	out[size] = '\0';		/* as the library's own codecs do */
+	*sp = size;
+	return (out);
+}
+
 /* A new Tokyo Cabinet object, tuned for a queue. */
 static TCBDB *
 cache_bdb_new(uint64_t cap)
 {
 	TCBDB		*bdb;
 	int64_t		 bnum;
+	uint32_t	 lsmax;
 
 	if ((bdb = tcbdbnew()) == NULL)
 		fatalx("tcbdbnew failed");
@@ -269,9 +333,13 @@ cache_bdb_new(uint64_t cap)
 	 */
 	bnum = cap / 16384;
 	bnum = bnum < 1021 ? 1021 : bnum > 262139 ? 262139 : bnum;
-	tcbdbtune(bdb, CACHE_LMEMB, 256, bnum, 8, 10, BDBTLARGE);
-	tcbdbsetcache(bdb, 64, 64);
-	tcbdbsetlsmax(bdb, cache_lsmax(cap));
+	tcbdbtune(bdb, CACHE_LMEMB, 256, bnum, 8, 10,
+	    BDBTLARGE | BDBTEXCODEC);
+	tcbdbsetcodecfunc(bdb, cache_page_enc, NULL, cache_page_dec, NULL);
+	lsmax = cache_lsmax(cap);
+	tcbdbsetcache(bdb, CACHE_LEAF_MEM / lsmax > 64 ? 64 :
+	    CACHE_LEAF_MEM / lsmax, 64);
+	tcbdbsetlsmax(bdb, lsmax);
 	return (bdb);
 }
 
@@ -427,6 +495,8 @@ cache_salvage_pages(struct cache *c, const char *bad,
 
 	if ((hdb = tchdbnew()) == NULL)
 		return;
+	/* A page whose sum fails is not read (tchdbget() fails). */
+	tchdbsetcodecfunc(hdb, cache_page_enc, NULL, cache_page_dec, NULL);
 	if (tchdbopen(hdb, bad, HDBOREADER | HDBONOLCK) &&
 	    tchdbiterinit(hdb)) {
 		while ((k = tchdbiternext(hdb, &ks)) != NULL) {
@@ -456,6 +526,7 @@ cache_salvage(struct cache *c, int omode, char **cause)
 	BDBCUR			*cur;
 	int			 ok;
 
+	cache_rcur_drop(c);
 	memset(&sv, 0, sizeof sv);
 	sv.limit = c->next_seq;
 	xasprintf(&bad, "%s.damaged", c->path);
@@ -591,6 +662,7 @@ cache_close(struct cache *c)
 	if (c == NULL)
 		return;
 	/* Write what waits (once more even if the disk failed before). */
+	cache_rcur_drop(c);
 	for (tries = 0; (c->nstage != 0 || c->ndels != 0) && tries < 1000 &&
 	    (tries == 0 || !c->failing); tries++)
 		cache_commit(c);
@@ -764,6 +836,61 @@ cache_disk_error(struct cache *c, const char *what, const char *why)
 	c->failing = 1;
 }
 
+static int
+cache_seq_cmp(const void *a, const void *b)
+{
+	uint64_t	x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x < y ? -1 : x > y);
+}
+
+/*
+ * Delete the first n records of the deletion list (inside a transaction).
+ * Acknowledgements come nearly in order, so in order they are mostly runs
+ * of neighbours: one search a run, then a step a record.  0, or -1 if the
+ * file failed.
+ */
+static int
+cache_out_runs(struct cache *c, size_t n)
+{
+	BDBCUR		*cur;
+	unsigned char	 k[8];
+	const void	*kb;
+	int		 ks, rv = 0;
+	size_t		 i = 0, first;
+	uint64_t	 seq;
+
+	qsort(c->dels, n, sizeof *c->dels, cache_seq_cmp);
+	cur = tcbdbcurnew(c->bdb);
+	while (i < n && rv == 0) {
+		cache_key(c->dels[i], k);
+		if (!tcbdbcurjump(cur, k, 8)) {
+			if (tcbdbecode(c->bdb) != TCENOREC)
+				rv = -1;
+			break;		/* none at or past it: all gone */
+		}
+		first = i;
+		while (i < n && (kb = tcbdbcurkey3(cur, &ks)) != NULL) {
+			if ((seq = cache_seq(kb, ks)) < c->dels[i])
+				break;		/* a gap: search again */
+			/* Deleted (the cursor steps on), or gone already. */
+			if (seq == c->dels[i] && !tcbdbcurout(cur)) {
+				rv = -1;
+				break;
+			}
+			i++;
+		}
+		if (i == first && rv == 0) {
+			/* The cursor read nothing where it stood. */
+			if (tcbdbecode(c->bdb) != TCENOREC)
+				rv = -1;
+			break;
+		}
+	}
+	tcbdbcurdel(cur);
+	return (rv);
+}
+
 /*
  * Write what waits: deletions, then up to CACHE_COMMIT_BATCH new records,
  * in one transaction.  More waits for the next loop turn.
@@ -773,12 +900,13 @@ cache_commit(struct cache *c)
 {
 	struct cache_stage	*s;
 	unsigned char		 k[8];
-	size_t			 i, n = 0;
+	size_t			 n = 0;
 	uint64_t		 bytes = 0, room, prev;
 	size_t			 ndel;
 
 	if (c->nstage == 0 && c->ndels == 0)
 		return;
+	cache_rcur_drop(c);
 	/*
 	 * Tokyo Cabinet cannot roll back a transaction the disk filled up in
 	 * the middle of (the file is damaged): write no more than fits,
@@ -802,11 +930,8 @@ cache_commit(struct cache *c)
 	    ndel > 64)
 		ndel = c->cfg.cap_bytes / 64 / 200 > 64 ?
 		    c->cfg.cap_bytes / 64 / 200 : 64;
-	for (i = 0; i < ndel; i++) {
-		cache_key(c->dels[i], k);
-		if (!tcbdbout(c->bdb, k, 8) && tcbdbecode(c->bdb) != TCENOREC)
-			goto abort;
-	}
+	if (cache_out_runs(c, ndel) != 0)
+		goto abort;
 	TAILQ_FOREACH(s, &c->stage, entry) {
 		/*
 		 * A transaction logs the pages it changes: keep it small next
@@ -894,6 +1019,7 @@ cache_reopen(struct cache *c)
 	char		*cause = NULL;
 
 	cache_out_clear(c);
+	cache_rcur_drop(c);
 	tcbdbclose(c->bdb);
 	tcbdbdel(c->bdb);
 	c->bdb = cache_bdb_new(c->cfg.cap_bytes);
@@ -990,8 +1116,9 @@ cache_compact(struct cache *c)
 	uint64_t	now = util_now_ms();
 	int64_t		bnum;
 
-	if (c->cfg.cap_bytes == 0 || c->disk_bytes < c->cfg.cap_bytes /
-	    10 * 9 || c->db_bytes * 3 > c->disk_bytes ||
+	/* Not while deletions wait: the file still holds those records. */
+	if (c->cfg.cap_bytes == 0 || c->ndels != 0 || c->disk_bytes <
+	    c->cfg.cap_bytes / 10 * 9 || c->db_bytes * 3 > c->disk_bytes ||
 	    c->db_bytes > CACHE_COMPACT_MAX ||
 	    now - c->last_optimize < 60000)
 		return;
@@ -999,7 +1126,7 @@ cache_compact(struct cache *c)
 	bnum = c->cfg.cap_bytes / 16384;
 	bnum = bnum < 1021 ? 1021 : bnum > 262139 ? 262139 : bnum;
 	if (!tcbdboptimize(c->bdb, CACHE_LMEMB, 256, bnum, 8,
-	    10, BDBTLARGE))
+	    10, BDBTLARGE | BDBTEXCODEC))
 		log_warnx("cache %s: compacting: %s", c->name, cache_tcerr(c));
 	c->disk_bytes = cache_du(c->path);
 	log_debug("cache %s: compacted to %" PRIu64 " bytes", c->name,
@@ -1022,12 +1149,14 @@ static void
 cache_budget(struct cache *c, uint64_t prev)
 {
 	uint64_t	cap = c->cfg.cap_bytes, start, disk = c->disk_bytes;
-	uint64_t	grew;
+	uint64_t	grew, log;
 
 	if (cap == 0)
 		return;
-	start = cap / 10 * 7 - (cap / 8 < CACHE_LOG_ROOM ? cap / 8 :
-	    CACHE_LOG_ROOM);
+	log = 3 * (uint64_t)cache_lsmax(cap);
+	if (log < CACHE_LOG_ROOM)
+		log = CACHE_LOG_ROOM;
+	start = cap / 10 * 7 - (cap / 8 < log ? cap / 8 : log);
 	if (prev == 0 || c->budget == 0) {
 		c->budget = start;
 		if (disk > cap && c->db_bytes < disk)
@@ -1191,20 +1320,26 @@ cache_out_clear(struct cache *c)
 int
 cache_next(struct cache *c, uint64_t after, struct cache_rec *rec)
 {
-	BDBCUR			*cur;
 	unsigned char		 k[8];
 	const void		*kb, *vb;
-	int			 ks, vs, found = 0;
+	int			 ks, vs, found = 0, ok;
 	uint64_t		 seq;
 	int64_t			 now = util_wall_us();
 	struct cache_stage	*s, *next;
 
-	cur = tcbdbcurnew(c->bdb);
-	cache_key(after + 1 > 0 ? after + 1 : 1, k);
-	if (tcbdbcurjump(cur, k, 8)) {
+	if (c->rcur != NULL && c->rcur_seq != 0 && c->rcur_seq == after)
+		ok = tcbdbcurnext(c->rcur);
+	else {
+		if (c->rcur == NULL)
+			c->rcur = tcbdbcurnew(c->bdb);
+		cache_key(after + 1 > 0 ? after + 1 : 1, k);
+		ok = tcbdbcurjump(c->rcur, k, 8);
+	}
+	c->rcur_seq = 0;
+	if (ok) {
 		do {
-			if ((kb = tcbdbcurkey3(cur, &ks)) == NULL ||
-			    (vb = tcbdbcurval3(cur, &vs)) == NULL)
+			if ((kb = tcbdbcurkey3(c->rcur, &ks)) == NULL ||
+			    (vb = tcbdbcurval3(c->rcur, &vs)) == NULL)
 				break;
 			seq = cache_seq(kb, ks);
 			if (seq == 0 || cache_is_del(c, seq))
@@ -1221,10 +1356,10 @@ cache_next(struct cache *c, uint64_t after, struct cache_rec *rec)
 				continue;
 			}
 			found = 1;
-		} while (!found && tcbdbcurnext(cur));
+		} while (!found && tcbdbcurnext(c->rcur));
 	}
-	tcbdbcurdel(cur);
 	if (found) {
+		c->rcur_seq = rec->seq;
 		/* On disk until acknowledged or dropped (cache_del()). */
 		c->out[c->outpos] = rec->seq;
 		c->outlen[c->outpos] = (uint32_t)vs;
@@ -1252,6 +1387,16 @@ cache_next(struct cache *c, uint64_t after, struct cache_rec *rec)
 		return (1);
 	}
 	return (0);
+}
+
+/* Forget where cache_next() left off (the file is about to change). */
+static void
+cache_rcur_drop(struct cache *c)
+{
+	if (c->rcur != NULL)
+		tcbdbcurdel(c->rcur);
+	c->rcur = NULL;
+	c->rcur_seq = 0;
 }
 
 /* Free what cache_next() put in rec. */

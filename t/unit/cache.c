@@ -1041,6 +1041,48 @@ cache_test_shrink(void)
 	cache_remove(c);
 }
 
+/*
+ * A file much larger than what it holds is rewritten compactly; the pages
+ * it writes carry their sums like any other (read back, and after a
+ * reopen).
+ */
+static void
+cache_test_compact(void)
+{
+	const char		*path = cache_test_path("compact.tcb");
+	struct cache		*c;
+	struct cache_cfg	 cfg;
+	struct cache_test_walk	 w;
+	uint64_t		 i, n = 8000, keep = 50, big, small;
+
+	c = cache_test_open(path, 2 * CACHE_TEST_MIB, 0, 0);
+	cache_test_put_range(c, 0, n);
+	cache_test_flush(c, 1000);
+	big = cache_test_du(path);
+	memset(&cfg, 0, sizeof cfg);
+	cfg.cap_bytes = CACHE_TEST_MIB;
+	cache_set(c, &cfg);
+	for (i = 1; i <= n - keep; i++)
+		cache_ack(c, i, CACHE_TEST_VLEN);
+	cache_test_flush(c, 1000);
+	small = cache_test_du(path);
+	printf("# %" PRIu64 " bytes on disk; %" PRIu64 " messages left, cap "
+	    "halved: %" PRIu64 " bytes\n", big, cache_count(c), small);
+	tap_ok(big > CACHE_TEST_MIB && small < CACHE_TEST_MIB / 4,
+	    "a file over 90% of the cap holding under a third of it is "
+	    "compacted at the commit");
+	cache_test_walk(c, 0, &w);
+	tap_ok(w.n == keep && w.first == n - keep && w.contiguous &&
+	    w.intact, "every message left reads back whole, in order");
+	cache_close(c);
+	c = cache_test_open(path, CACHE_TEST_MIB, 0, 0);
+	cache_test_walk(c, 0, &w);
+	tap_ok(c != NULL && cache_count(c) == keep && w.n == keep &&
+	    w.first == n - keep && w.contiguous && w.intact,
+	    "and after a reopen");
+	cache_remove(c);
+}
+
 /* What a child saw of a damaged file. */
 struct cache_test_dmg {
 	int		 done;
@@ -1154,12 +1196,16 @@ cache_test_damaged(void)
 	const char		*path = cache_test_path("dmg.tcb");
 	struct cache		*c;
 	struct cache_test_dmg	 r;
-	char			 buf[8192];
+	char			 buf[8192], name[80];
 	unsigned char		 junk[65536];
 	FILE			*log;
 	uint64_t		 n = 20000;
 	size_t			 i;
 	int			 rc, fd, saved;
+	static const struct {
+		unsigned int	at;		/* eighths of the file */
+		size_t		len;
+	} holes[] = { { 4, 65536 }, { 2, 65536 }, { 6, 300 }, { 3, 16 } };
 
 	/* The tail: Tokyo Cabinet notices at open, cache.c salvages. */
 	rc = cache_test_damage(path, n, -65536, 65536, &r);
@@ -1191,23 +1237,36 @@ cache_test_damaged(void)
 	    "no .damaged file is left");
 	cache_test_unlink(path);
 
-	/* The middle: Tokyo Cabinet opens it; the damage shows on reading. */
-	rc = cache_test_damage(path, n, n * CACHE_TEST_COST / 2, 65536, &r);
-	cache_test_diag("log: ", r.log);
-	tap_ok(rc == 0 && r.done && r.opened && r.count > 0,
-	    "a file damaged in the middle opens");
-	if (!tap_ok(r.w.intact && ((r.w.n == r.count && r.w.contiguous) ||
-	    (r.kept != UINT64_MAX && r.w.n == r.kept && r.count_walked ==
-	    r.kept)), "every message it counts can be read, or the damage "
-	    "met on reading was salvaged and what it kept is what it counts"))
-		printf("#   count %" PRIu64 " (%" PRIu64 " after the walk), "
-		    "walked %" PRIu64 " (%" PRIu64 "..%" PRIu64 ")\n", r.count,
-		    r.count_walked, r.w.n, r.w.first, r.w.last);
-	if (!tap_ok(r.new_found == 10, "after meeting the damage it still "
-	    "commits new messages"))
-		printf("#   %" PRIu64 " of 10 found after a reopen, count %"
-		    PRIu64 "\n", r.new_found, r.count_reopen);
-	cache_test_unlink(path);
+	/*
+	 * The middle: Tokyo Cabinet opens it; the damage shows on reading
+	 * (a page's sum fails).  Holes of a page and of a few bytes, in
+	 * several places, so that some fall inside pages, past their
+	 * headers.
+	 */
+	for (i = 0; i < sizeof holes / sizeof holes[0]; i++) {
+		rc = cache_test_damage(path, n, n * CACHE_TEST_COST *
+		    holes[i].at / 8, holes[i].len, &r);
+		cache_test_diag("log: ", r.log);
+		snprintf(name, sizeof name, "a file damaged in the middle "
+		    "opens (%zu bytes at %u/8 of it)", holes[i].len,
+		    holes[i].at);
+		tap_ok(rc == 0 && r.done && r.opened && r.count > 0, name);
+		if (!tap_ok(r.w.intact && ((r.w.n == r.count &&
+		    r.w.contiguous) || (r.kept != UINT64_MAX && r.w.n ==
+		    r.kept && r.count_walked == r.kept)), "every message it "
+		    "counts can be read, or the damage met on reading was "
+		    "salvaged and what it kept is what it counts"))
+			printf("#   count %" PRIu64 " (%" PRIu64 " after the "
+			    "walk), walked %" PRIu64 " (%" PRIu64 "..%" PRIu64
+			    ")\n", r.count, r.count_walked, r.w.n, r.w.first,
+			    r.w.last);
+		if (!tap_ok(r.new_found == 10, "after meeting the damage it "
+		    "still commits new messages"))
+			printf("#   %" PRIu64 " of 10 found after a reopen, "
+			    "count %" PRIu64 "\n", r.new_found,
+			    r.count_reopen);
+		cache_test_unlink(path);
+	}
 
 	/* Pure garbage. */
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -1643,6 +1702,7 @@ static const struct {
 	{ "cap_newest", cache_test_cap_newest },
 	{ "set", cache_test_set },
 	{ "shrink", cache_test_shrink },
+	{ "compact", cache_test_compact },
 	{ "damaged", cache_test_damaged },
 	{ "lock", cache_test_lock },
 	{ "disk", cache_test_disk },
