@@ -860,6 +860,8 @@ cache_out_runs(struct cache *c, size_t n)
 	size_t		 i = 0, first;
 	uint64_t	 seq;
 
+	if (n == 0)
+		return (0);
 	qsort(c->dels, n, sizeof *c->dels, cache_seq_cmp);
 	cur = tcbdbcurnew(c->bdb);
 	while (i < n && rv == 0) {
