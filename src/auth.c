@@ -53,6 +53,7 @@
 
 struct auth_throttle {
 	char		name[AUTH_NAME_MAX + 1];
+	int		account;	/* the name was an account's */
 	unsigned int	fails;
 	uint64_t	until;		/* monotonic ms */
 	uint64_t	used;
@@ -83,7 +84,7 @@ static int	auth_name_ok(const char *);
 static const char *auth_log_name(const char *);
 static size_t	auth_active_others(uint64_t);
 static int	auth_user_delete_any(uint64_t, char **);
-static struct auth_throttle *auth_throttle_get(const char *);
+static struct auth_throttle *auth_throttle_get(const char *, uint64_t);
 static char	*auth_jwt_make(const struct json *);
 
 /*
@@ -532,22 +533,43 @@ auth_log_name(const char *name)
 	return (buf);
 }
 
-/* The throttle slot of a name (reusing the least recently used). */
+/*
+ * How willingly a throttle slot is given to another name: an empty one
+ * first, then one of a name that is no account (held back or not), then
+ * an account's with no failures; an account's failures go last, so that
+ * logins under made-up names cannot wipe out an account's delay.
+ */
+static int
+auth_throttle_rank(const struct auth_throttle *t, uint64_t now)
+{
+	if (t->name[0] == '\0')
+		return (4);
+	if (!t->account)
+		return (t->until <= now ? 3 : 2);
+	return (t->fails == 0 ? 1 : 0);
+}
+
+/* The throttle slot of a name (reusing the most willing, then the LRU). */
 static struct auth_throttle *
-auth_throttle_get(const char *name)
+auth_throttle_get(const char *name, uint64_t now)
 {
 	struct auth_throttle	*t, *old = NULL;
 	size_t			 i;
+	int			 rank, best = -1;
 
 	for (i = 0; i < AUTH_THROTTLE_SLOTS; i++) {
 		t = &auth->throttle[i];
 		if (t->name[0] != '\0' && strcmp(t->name, name) == 0)
 			return (t);
-		if (old == NULL || t->used < old->used)
+		rank = auth_throttle_rank(t, now);
+		if (rank > best || (rank == best && t->used < old->used)) {
+			best = rank;
 			old = t;
+		}
 	}
 	memset(old, 0, sizeof *old);
 	snprintf(old->name, sizeof old->name, "%s", name);
+	old->account = auth_find(0, name) != NULL;
 	return (old);
 }
 
@@ -569,7 +591,7 @@ auth_login(const char *name, const char *pw, const char *peer, char **token,
 	int			 good;
 
 	*delay_ms = 0;
-	t = auth_throttle_get(name);
+	t = auth_throttle_get(name, now);
 	t->used = now;
 	if (t->until > now) {
 		*delay_ms = t->until - now;

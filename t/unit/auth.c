@@ -649,6 +649,7 @@ auth_test_throttle(const char *adminpw)
 	char		*tok = NULL, *cause = NULL, name[32];
 	unsigned int	 d1, d2, d3, d4;
 	int		 r1, r2, r3, r4, rc, i;
+	uint64_t	 id;
 
 	auth_test_add("dave", "davepass1", 1);
 	auth_test_new_second();
@@ -710,6 +711,36 @@ auth_test_throttle(const char *adminpw)
 	tap_ok(rc == AUTH_OK, "the next second logins work again");
 	free(tok);
 	auth_test_forget(&cause);
+
+	/*
+	 * Logins under 300 made-up names (more than the table has slots;
+	 * 15 s at 20 a second) do not wipe out an account's failures.
+	 */
+	id = auth_test_add("heidi", "heidipass1", 1);
+	auth_test_new_second();
+	r1 = auth_test_login("heidi", "wrong-pass", &tok, &d1, &cause);
+	auth_test_forget(&cause);
+	auth_test_sleep(d1 + 20);
+	r2 = auth_test_login("heidi", "wrong-again", &tok, &d2, &cause);
+	auth_test_forget(&cause);
+	for (i = 0; i < 300; ) {
+		snprintf(name, sizeof name, "made-up-%d", i);
+		rc = auth_test_login(name, "password1", &tok, NULL, &cause);
+		auth_test_forget(&cause);
+		if (rc == AUTH_THROTTLED)
+			auth_test_new_second();
+		else
+			i++;
+	}
+	r3 = auth_test_login("heidi", "wrong-thrice", &tok, &d3, &cause);
+	auth_test_forget(&cause);
+	tap_ok(r1 == AUTH_BADCRED && r2 == AUTH_BADCRED && r3 ==
+	    AUTH_BADCRED && d3 == 1000, "after 300 made-up names an "
+	    "account's third failure still waits 1000 ms");
+	if (d3 != 1000)
+		printf("#   delays %u, %u, %u\n", d1, d2, d3);
+	if (auth_user_delete(id, &cause) != 0)
+		auth_test_forget(&cause);
 }
 
 /* Account rules. */
