@@ -174,7 +174,7 @@ format_new(const char *filter, char **cause)
 {
 	struct format	*f;
 	const char	*s, *e;
-	char		*prog;
+	char		*prog, *home;
 	int		 i, ok;
 
 	f = xcalloc(1, sizeof *f);
@@ -206,9 +206,22 @@ format_new(const char *filter, char **cause)
 	/* Without it libjq 1.6 aborts on an import. */
 	jq_set_attr(f->jq, jv_string("JQ_LIBRARY_PATH"), jv_array());
 	xasprintf(&prog, "%s%s", FORMAT_PRELUDE, filter);
+	/*
+	 * libjq 1.6 imports $HOME/.jq into every program it compiles: a
+	 * file in root's home would change every message.  No HOME while
+	 * compiling (one thread: nobody else reads it meanwhile).
+	 */
+	if ((home = getenv("HOME")) != NULL) {
+		home = xstrdup(home);
+		unsetenv("HOME");
+	}
 	f->compiling = 1;
 	ok = jq_compile(f->jq, prog);
 	f->compiling = 0;
+	if (home != NULL) {
+		setenv("HOME", home, 1);
+		free(home);
+	}
 	free(prog);
 	if (!ok) {
 		if (cause != NULL)

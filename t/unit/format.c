@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jq.h>
 
@@ -1129,6 +1130,44 @@ format_test_filters(void)
 }
 
 /* Default detection, errors and resets. */
+/* A .jq file in $HOME is no part of any format; HOME is left as it was. */
+static void
+format_test_home(void)
+{
+	struct format	*f;
+	char		 dir[] = "/tmp/uplinkd-format-XXXXXX", path[64];
+	char		*cause = NULL, *old;
+	const char	*now;
+	FILE		*fp;
+
+	if (mkdtemp(dir) == NULL) {
+		tap_ok(0, "mkdtemp");
+		return;
+	}
+	snprintf(path, sizeof path, "%s/.jq", dir);
+	if ((fp = fopen(path, "w")) != NULL) {
+		fputs("def homemade: 42;\n", fp);
+		fclose(fp);
+	}
+	old = getenv("HOME") != NULL ? xstrdup(getenv("HOME")) : NULL;
+	setenv("HOME", dir, 1);
+	f = format_new("{v: homemade}", &cause);
+	now = getenv("HOME");
+	tap_ok(f == NULL && cause != NULL && strstr(cause, "homemade/0 is "
+	    "not defined") != NULL && now != NULL && strcmp(now, dir) == 0,
+	    "a definition in $HOME/.jq is not defined for a format; HOME is "
+	    "as it was");
+	format_free(f);
+	free(cause);
+	if (old != NULL) {
+		setenv("HOME", old, 1);
+		free(old);
+	} else
+		unsetenv("HOME");
+	unlink(path);
+	rmdir(dir);
+}
+
 static void
 format_test_errors(void)
 {
@@ -1173,6 +1212,7 @@ format_test_errors(void)
 	    NULL, "two compile errors: both messages");
 	printf("#   %s\n", cause);
 	free(cause);
+	format_test_home();
 	cause = NULL;
 	f = format_new(" import \"foo\" as f; .", &cause);
 	tap_ok(f == NULL && cause != NULL && strcmp(cause, "format: jq: "
