@@ -59,11 +59,12 @@
  * every region a transaction overwrites, about twice per leaf page
  * written: large pages make few syncs.  But a transaction's log holds the
  * old contents of the pages it rewrites, so pages stay small next to the
- * cap (cache_bdb_new), and Tokyo Cabinet keeps only 8 MB of them in
- * memory (64 pages at most).  No automatic defragmentation: in a queue it
- * would move every page of the backlog towards the head, a page (and a
- * sync) at a time, as the head is sent; new pages reuse the free space
- * instead.
+ * cap and to the disk (cache_lsmax).  Tokyo Cabinet keeps at least 64
+ * pages in memory (its minimum); where those would take more than 8 MB,
+ * the pages are let go after every commit (cache_commit).  No automatic
+ * defragmentation: in a queue it would move every page of the backlog
+ * towards the head, a page (and a sync) at a time, as the head is sent;
+ * new pages reuse the free space instead.
  */
 #define CACHE_LMEMB		2048		/* records per leaf, at most */
 #define CACHE_LSMIN		(16u << 10)	/* bytes per leaf, at most: */
@@ -72,6 +73,7 @@
 #define CACHE_DEL_MS		1000		/* deletions alone wait */
 #define CACHE_LOG_ROOM		(384u << 10)	/* a commit's log, at least */
 #define CACHE_LEAF_MEM		(8u << 20)	/* pages in memory, bytes */
+#define CACHE_LEAF_PAGES	64		/* pages in memory, at least */
 #define CACHE_META_VERSION	1
 
 struct cache_stage {
@@ -89,6 +91,7 @@ struct cache {
 	int			 sync;
 	unsigned int		 commit_ms;
 	struct cache_cfg	 cfg;
+	uint32_t		 lsmax;		/* bytes per leaf page */
 
 	uint64_t		 next_seq;
 	uint64_t		 db_count;	/* live committed records */
@@ -104,6 +107,7 @@ struct cache {
 	uint64_t		 budget;	/* live bytes allowed */
 	uint64_t		 evicted;	/* last seq evicted (full) */
 	int			 salvaging;
+	uint64_t		 repair_failed;	/* ms; 0: not lately */
 	uint64_t		 last_optimize;	/* ms */
 	/* Records handed out from disk, not acknowledged nor dropped. */
 	uint64_t		 out[CACHE_OUT];	/* 0: free */
@@ -137,12 +141,13 @@ static void	cache_enforce(struct cache *, uint64_t);
 static int	cache_is_del(const struct cache *, uint64_t);
 static int	cache_damage(int);
 static void	cache_budget(struct cache *, uint64_t);
-static void	cache_repair(struct cache *);
+static int	cache_repair(struct cache *);
 static void	cache_compact(struct cache *);
 static void	cache_reopen(struct cache *);
 static void	cache_out_clear(struct cache *);
 static int	cache_room(const struct cache *);
 static uint64_t	cache_free_bytes(const struct cache *);
+static uint64_t	cache_fs_bytes(const struct cache *, int);
 static void	cache_rcur_drop(struct cache *);
 
 /* A sequence number as its 8-byte big-endian key. */
@@ -254,12 +259,36 @@ cache_meta_get(struct cache *c)
 		c->db_bytes = 0;
 }
 
-/* Bytes per leaf page, at most, for a cap (0: none). */
-static uint32_t
-cache_lsmax(uint64_t cap)
+/* Total (or free) bytes of the cache's file system; UINT64_MAX: unknown. */
+static uint64_t
+cache_fs_bytes(const struct cache *c, int total)
 {
-	uint64_t	lsmax = cap != 0 ? cap / 128 : CACHE_LSMAX;
+	struct statvfs	 sv;
+	char		*dir, *slash;
+	uint64_t	 n = UINT64_MAX;
 
+	dir = xstrdup(c->path);
+	if ((slash = strrchr(dir, '/')) != NULL)
+		*slash = '\0';
+	if (statvfs(dir, &sv) == 0)
+		n = (uint64_t)(total ? sv.f_blocks : sv.f_bavail) *
+		    sv.f_frsize;
+	free(dir);
+	return (n);
+}
+
+/*
+ * Bytes per leaf page, at most: a 128th of the cap or of the file
+ * system, whichever is smaller (a small disk holds small pages).
+ */
+static uint32_t
+cache_lsmax(const struct cache *c)
+{
+	uint64_t	room = cache_fs_bytes(c, 1), lsmax;
+
+	if (c->cfg.cap_bytes != 0 && c->cfg.cap_bytes < room)
+		room = c->cfg.cap_bytes;
+	lsmax = room != UINT64_MAX ? room / 128 : CACHE_LSMAX;
 	return (lsmax < CACHE_LSMIN ? CACHE_LSMIN : lsmax > CACHE_LSMAX ?
 	    CACHE_LSMAX : (uint32_t)lsmax);
 }
@@ -318,11 +347,10 @@ cache_page_dec(const void *ptr, int size, int *sp,
 
 /* A new Tokyo Cabinet object, tuned for a queue. */
 static TCBDB *
-cache_bdb_new(uint64_t cap)
+cache_bdb_new(uint64_t cap, uint32_t lsmax)
 {
 	TCBDB		*bdb;
 	int64_t		 bnum;
-	uint32_t	 lsmax;
 
 	if ((bdb = tcbdbnew()) == NULL)
 		fatalx("tcbdbnew failed");
@@ -336,9 +364,7 @@ cache_bdb_new(uint64_t cap)
 	tcbdbtune(bdb, CACHE_LMEMB, 256, bnum, 8, 10,
 	    BDBTLARGE | BDBTEXCODEC);
 	tcbdbsetcodecfunc(bdb, cache_page_enc, NULL, cache_page_dec, NULL);
-	lsmax = cache_lsmax(cap);
-	tcbdbsetcache(bdb, CACHE_LEAF_MEM / lsmax > 64 ? 64 :
-	    CACHE_LEAF_MEM / lsmax, 64);
+	tcbdbsetcache(bdb, CACHE_LEAF_PAGES, 64);
 	tcbdbsetlsmax(bdb, lsmax);
 	return (bdb);
 }
@@ -537,7 +563,7 @@ cache_salvage(struct cache *c, int omode, char **cause)
 		return (-1);
 	}
 	tcbdbdel(c->bdb);
-	c->bdb = cache_bdb_new(c->cfg.cap_bytes);
+	c->bdb = cache_bdb_new(c->cfg.cap_bytes, c->lsmax);
 	if (!tcbdbopen(c->bdb, c->path, omode | BDBOCREAT | BDBOTRUNC)) {
 		xasprintf(cause, "cache %s: %s", c->path, cache_tcerr(c));
 		/* Keep the damaged file: it is all there is. */
@@ -546,7 +572,7 @@ cache_salvage(struct cache *c, int omode, char **cause)
 		return (-1);
 	}
 	tcbdbtranbegin(c->bdb);
-	old = cache_bdb_new(0);
+	old = cache_bdb_new(0, CACHE_LSMAX);
 	if (tcbdbopen(old, bad, BDBOREADER | BDBONOLCK)) {
 		cur = tcbdbcurnew(old);
 		ok = tcbdbcurfirst(cur);
@@ -601,8 +627,9 @@ cache_open(struct event_base *base, const char *path, const char *name,
 	c->sync = sync;
 	c->commit_ms = commit_ms > 0 ? commit_ms : 100;
 	c->cfg = *cfg;
+	c->lsmax = cache_lsmax(c);
 	TAILQ_INIT(&c->stage);
-	c->bdb = cache_bdb_new(c->cfg.cap_bytes);
+	c->bdb = cache_bdb_new(c->cfg.cap_bytes, c->lsmax);
 	omode = BDBOWRITER | BDBOCREAT | BDBOLCKNB |
 	    (sync == CACHE_SYNC_PAGES ? BDBOTSYNC : 0);
 	if (!tcbdbopen(c->bdb, path, omode)) {
@@ -643,11 +670,11 @@ fail:
 void
 cache_set(struct cache *c, const struct cache_cfg *cfg)
 {
-	uint32_t	lsmax = cache_lsmax(c->cfg.cap_bytes);
+	uint32_t	lsmax = c->lsmax;
 
 	c->cfg = *cfg;
 	/* Pages sized for the old cap: open the file again for the new. */
-	if (cache_lsmax(cfg->cap_bytes) != lsmax)
+	if ((c->lsmax = cache_lsmax(c)) != lsmax)
 		cache_reopen(c);
 	cache_budget(c, 0);
 	cache_enforce(c, 0);
@@ -894,6 +921,49 @@ cache_out_runs(struct cache *c, size_t n)
 }
 
 /*
+ * Does the file hold nothing but the bookkeeping record?  Asked before
+ * an empty-looking file is vanished: the count comes from the file's
+ * header, which a write that failed half-way can leave too low.  If
+ * messages are there, they are counted again.
+ */
+static int
+cache_only_meta(struct cache *c)
+{
+	BDBCUR		*cur;
+	const void	*kb;
+	int		 ks, vs, found = 0;
+	uint64_t	 seq, n = 0, bytes = 0;
+
+	cur = tcbdbcurnew(c->bdb);
+	if (tcbdbcurfirst(cur)) {
+		do {
+			if ((kb = tcbdbcurkey3(cur, &ks)) != NULL &&
+			    (seq = cache_seq(kb, ks)) != 0 &&
+			    !cache_is_del(c, seq))
+				found = 1;
+		} while (!found && tcbdbcurnext(cur));
+	}
+	if (found) {
+		/* Count them all, from here (nothing live before). */
+		do {
+			if ((kb = tcbdbcurkey3(cur, &ks)) != NULL &&
+			    tcbdbcurval3(cur, &vs) != NULL &&
+			    (seq = cache_seq(kb, ks)) != 0 &&
+			    !cache_is_del(c, seq)) {
+				n++;
+				bytes += cache_cost(vs);
+			}
+		} while (tcbdbcurnext(cur));
+		log_warnx("cache %s: the file's count said no messages but "
+		    "it holds %" PRIu64 "; counted again", c->name, n);
+		c->db_count = n;
+		c->db_bytes = bytes;
+	}
+	tcbdbcurdel(cur);
+	return (!found);
+}
+
+/*
  * Write what waits: deletions, then up to CACHE_COMMIT_BATCH new records,
  * in one transaction.  More waits for the next loop turn.
  */
@@ -903,7 +973,7 @@ cache_commit(struct cache *c)
 	struct cache_stage	*s;
 	unsigned char		 k[8];
 	size_t			 n = 0;
-	uint64_t		 bytes = 0, room, prev;
+	uint64_t		 bytes = 0, room, prev, spare, ls;
 	size_t			 ndel;
 
 	if (c->nstage == 0 && c->ndels == 0)
@@ -912,12 +982,15 @@ cache_commit(struct cache *c)
 	/*
 	 * Tokyo Cabinet cannot roll back a transaction the disk filled up in
 	 * the middle of (the file is damaged): write no more than fits,
-	 * with room for the pages' log.
+	 * with room for the pages' log, which takes a whole page for every
+	 * page the commit rewrites (deletions too).
 	 */
+	ls = c->lsmax;
+	spare = (256u << 10) + 2 * ls;
 	room = cache_free_bytes(c);
-	room = room > (256u << 10) ? (room - (256u << 10)) / 3 : 0;
+	room = room > spare ? (room - spare) / 3 : 0;
 	if (room < (c->nstage != 0 ? cache_cost(TAILQ_FIRST(&c->stage)->vlen) :
-	    (4u << 10))) {
+	    ls)) {
 		cache_disk_error(c, "cannot write", "the disk is full");
 		goto retry;
 	}
@@ -956,6 +1029,9 @@ cache_commit(struct cache *c)
 	}
 	if (c->sync == CACHE_SYNC_COMMIT && !tcbdbsync(c->bdb))
 		cache_disk_error(c, "sync failed", NULL);
+	/* Large pages: memory stays near CACHE_LEAF_MEM (see the top). */
+	if ((uint64_t)CACHE_LEAF_PAGES * c->lsmax > CACHE_LEAF_MEM)
+		tcbdbcacheclear(c->bdb);
 	if (c->failing) {
 		log_info("cache %s: writing again", c->name);
 		c->failing = 0;
@@ -971,7 +1047,7 @@ cache_commit(struct cache *c)
 		cache_stage_drop(c, TAILQ_FIRST(&c->stage));
 	prev = c->disk_bytes;
 	if (c->db_count == 0 && c->nstage == 0 &&
-	    cache_du(c->path) > (1u << 20)) {
+	    cache_du(c->path) > (1u << 20) && cache_only_meta(c)) {
 		/* Empty: give the space back; numbering goes on. */
 		if (tcbdbvanish(c->bdb)) {
 			cache_out_clear(c);
@@ -1024,7 +1100,7 @@ cache_reopen(struct cache *c)
 	cache_rcur_drop(c);
 	tcbdbclose(c->bdb);
 	tcbdbdel(c->bdb);
-	c->bdb = cache_bdb_new(c->cfg.cap_bytes);
+	c->bdb = cache_bdb_new(c->cfg.cap_bytes, c->lsmax);
 	omode = BDBOWRITER | BDBOCREAT | BDBOLCKNB |
 	    (c->sync == CACHE_SYNC_PAGES ? BDBOTSYNC : 0);
 	if (!tcbdbopen(c->bdb, c->path, omode) &&
@@ -1057,17 +1133,7 @@ cache_reopen(struct cache *c)
 static uint64_t
 cache_free_bytes(const struct cache *c)
 {
-	struct statvfs	 sv;
-	char		*dir, *slash;
-	uint64_t	 n = UINT64_MAX;
-
-	dir = xstrdup(c->path);
-	if ((slash = strrchr(dir, '/')) != NULL)
-		*slash = '\0';
-	if (statvfs(dir, &sv) == 0)
-		n = (uint64_t)sv.f_bavail * sv.f_frsize;
-	free(dir);
-	return (n);
+	return (cache_fs_bytes(c, 0));
 }
 
 /* Is there room next to the file for a copy of it? */
@@ -1083,12 +1149,16 @@ cache_room(const struct cache *c)
  * The file cannot read back some of its pages: salvage it (once per call
  * chain), keeping what waits in memory.
  */
-static void
+static int
 cache_repair(struct cache *c)
 {
-	char	*cause = NULL;
-	int	 omode;
+	char		*cause = NULL;
+	int		 omode, rv = -1;
+	uint64_t	 now = util_now_ms();
 
+	/* One that could not be done is tried again a minute later. */
+	if (c->repair_failed != 0 && now - c->repair_failed < 60000)
+		return (-1);
 	c->salvaging = 1;
 	cache_out_clear(c);
 	omode = BDBOWRITER | BDBOCREAT | BDBOLCKNB |
@@ -1103,8 +1173,11 @@ cache_repair(struct cache *c)
 		cache_meta_get(c);
 		cache_dels_done(c, c->ndels);
 		c->disk_bytes = cache_du(c->path);
+		rv = 0;
 	}
 	c->salvaging = 0;
+	c->repair_failed = rv == 0 ? 0 : now != 0 ? now : 1;
+	return (rv);
 }
 
 /*
@@ -1155,7 +1228,7 @@ cache_budget(struct cache *c, uint64_t prev)
 
 	if (cap == 0)
 		return;
-	log = 3 * (uint64_t)cache_lsmax(cap);
+	log = 3 * (uint64_t)c->lsmax;
 	if (log < CACHE_LOG_ROOM)
 		log = CACHE_LOG_ROOM;
 	start = cap / 10 * 7 - (cap / 8 < log ? cap / 8 : log);
@@ -1370,8 +1443,9 @@ cache_next(struct cache *c, uint64_t after, struct cache_rec *rec)
 	}
 	if (cache_damage(tcbdbecode(c->bdb)) && !c->salvaging) {
 		/* A page that does not read back: copy out the rest. */
-		cache_repair(c);
-		return (cache_next(c, after, rec));
+		if (cache_repair(c) == 0)
+			return (cache_next(c, after, rec));
+		/* Not now: what waits in memory can still go. */
 	}
 	for (s = TAILQ_FIRST(&c->stage); s != NULL; s = next) {
 		next = TAILQ_NEXT(s, entry);
