@@ -10,8 +10,9 @@
  * Opens (truncating) a B+tree at path tuned as src/cache.c tunes the
  * cache of bench/cache's 4096 MB cap (2048 members a leaf, 256 a
  * non-leaf, 262139 buckets, 2^8 alignment, 2^10 free blocks, large;
- * leaves of 512 kB at most, 16 leaf and 64 non-leaf pages cached, a
- * CRC-32 at the end of every page), with transactions synchronised to
+ * leaves of 512 kB at most, 64 leaf and 64 non-leaf pages cached and
+ * let go after every commit, a CRC-32 at the end of every page, from
+ * src/pagesum.c), with transactions synchronised to
  * disk unless -s (uplinkd's cache_sync, yes by default).  It stores the
  * first line of payloadfile, as the cache stores a message (a 16-byte
  * header: version, QoS, retain, a pad byte, the topic length and the
@@ -37,9 +38,8 @@
 
 #include <tcutil.h>
 #include <tcbdb.h>
-#include <zlib.h>
-
 #include "bench.h"
+#include "pagesum.h"
 
 static unsigned long
 tc_number(const char *s, const char *what)
@@ -49,49 +49,6 @@ tc_number(const char *s, const char *what)
 	if (bench_parse(s, &v) == -1 || v == 0 || v > 86400000)
 		errx(2, "%s: not a positive number: %s", what, s);
 	return (v);
-}
-
-/* The page sums of src/cache.c: the CRC-32 of a page after it. */
-static void *
-tc_enc(const void *ptr, int size, int *sp, void *op)
-{
-	unsigned char	*out;
-	uLong		 sum;
-
-	(void)op;
-	if ((out = malloc((size_t)size + 5)) == NULL)
-		return (NULL);
-	memcpy(out, ptr, size);
-	sum = crc32(0L, ptr, (uInt)size);
-	out[size] = sum >> 24 & 0xff;
-	out[size + 1] = sum >> 16 & 0xff;
-	out[size + 2] = sum >> 8 & 0xff;
-	out[size + 3] = sum & 0xff;
-	out[size + 4] = '\0';
-	*sp = size + 4;
-	return (out);
-}
-
-static void *
-tc_dec(const void *ptr, int size, int *sp, void *op)
-{
-	const unsigned char	*in = ptr;
-	unsigned char		*out;
-	uLong			 sum;
-
-	(void)op;
-	if (size < 4)
-		return (NULL);
-	size -= 4;
-	sum = (uLong)in[size] << 24 | (uLong)in[size + 1] << 16 |
-	    (uLong)in[size + 2] << 8 | in[size + 3];
-	if (crc32(0L, ptr, (uInt)size) != sum ||
-	    (out = malloc((size_t)size + 1)) == NULL)
-		return (NULL);
-	memcpy(out, ptr, size);
-	out[size] = '\0';
-	*sp = size;
-	return (out);
 }
 
 int
@@ -164,8 +121,8 @@ main(int argc, char **argv)
 		errx(1, "tcbdbnew failed");
 	/* As src/cache.c tunes the cache of bench/cache's 4096 MB cap. */
 	tcbdbtune(bdb, 2048, 256, 262139, 8, 10, BDBTLARGE | BDBTEXCODEC);
-	tcbdbsetcodecfunc(bdb, tc_enc, NULL, tc_dec, NULL);
-	tcbdbsetcache(bdb, 16, 64);
+	tcbdbsetcodecfunc(bdb, pagesum_enc, NULL, pagesum_dec, NULL);
+	tcbdbsetcache(bdb, 64, 64);
 	tcbdbsetlsmax(bdb, 512u << 10);
 	omode = BDBOWRITER | BDBOCREAT | BDBOTRUNC | (sync ? BDBOTSYNC : 0);
 	if (!tcbdbopen(bdb, argv[0], omode))
@@ -194,6 +151,7 @@ main(int argc, char **argv)
 		    n + 256 <= batch));
 		if (!tcbdbtrancommit(bdb))
 			errx(1, "commit: %s", tcbdberrmsg(tcbdbecode(bdb)));
+		tcbdbcacheclear(bdb);
 		commits++;
 	} while ((now = bench_mono()) < end);
 	if (!tcbdbclose(bdb))

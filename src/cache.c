@@ -39,12 +39,12 @@
 #include <tcutil.h>
 #include <tchdb.h>
 #include <tcbdb.h>
-#include <zlib.h>
 
 #include <event2/event.h>
 
 #include "cache.h"
 #include "log.h"
+#include "pagesum.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -293,58 +293,6 @@ cache_lsmax(const struct cache *c)
 	    CACHE_LSMAX : (uint32_t)lsmax);
 }
 
-/*
- * Every page the cache writes ends in a CRC-32 of its bytes, added and
- * checked by Tokyo Cabinet's codec hooks (BDBTEXCODEC).  The library
- * trusts the sizes it reads inside a page, and on a page damaged in the
- * middle it can ask for gigabytes and exit; a page whose sum does not
- * match is an error it reports instead, and the cache salvages the rest.
- * Files written before the sums open without them (the option is kept in
- * the file's header).
- */
-static void *
-cache_page_enc(const void *ptr, int size, int *sp,
-    __attribute__((unused)) void *op)
-{
-	unsigned char	*out;
-	uLong		 sum;
-
-	if (size < 0 || size > INT_MAX - 5 ||
-	    (out = malloc((size_t)size + 5)) == NULL)
-		return (NULL);
-	memcpy(out, ptr, size);
-	sum = crc32(0L, ptr, (uInt)size);
-	out[size] = sum >> 24 & 0xff;
-	out[size + 1] = sum >> 16 & 0xff;
-	out[size + 2] = sum >> 8 & 0xff;
-	out[size + 3] = sum & 0xff;
-	out[size + 4] = '\0';
-	*sp = size + 4;
-	return (out);
-}
-
-static void *
-cache_page_dec(const void *ptr, int size, int *sp,
-    __attribute__((unused)) void *op)
-{
-	const unsigned char	*in = ptr;
-	unsigned char		*out;
-	uLong			 sum;
-
-	if (size < 4)
-		return (NULL);
-	size -= 4;
-	sum = (uLong)in[size] << 24 | (uLong)in[size + 1] << 16 |
-	    (uLong)in[size + 2] << 8 | in[size + 3];
-	if (crc32(0L, ptr, (uInt)size) != sum ||
-	    (out = malloc((size_t)size + 1)) == NULL)
-		return (NULL);
-	memcpy(out, ptr, size);
-	out[size] = '\0';		/* as the library's own codecs do */
-	*sp = size;
-	return (out);
-}
-
 /* A new Tokyo Cabinet object, tuned for a queue. */
 static TCBDB *
 cache_bdb_new(uint64_t cap, uint32_t lsmax)
@@ -363,7 +311,8 @@ cache_bdb_new(uint64_t cap, uint32_t lsmax)
 	bnum = bnum < 1021 ? 1021 : bnum > 262139 ? 262139 : bnum;
 	tcbdbtune(bdb, CACHE_LMEMB, 256, bnum, 8, 10,
 	    BDBTLARGE | BDBTEXCODEC);
-	tcbdbsetcodecfunc(bdb, cache_page_enc, NULL, cache_page_dec, NULL);
+	/* Every page carries a CRC-32 (pagesum.c); old files have none. */
+	tcbdbsetcodecfunc(bdb, pagesum_enc, NULL, pagesum_dec, NULL);
 	tcbdbsetcache(bdb, CACHE_LEAF_PAGES, 64);
 	tcbdbsetlsmax(bdb, lsmax);
 	return (bdb);
@@ -522,7 +471,7 @@ cache_salvage_pages(struct cache *c, const char *bad,
 	if ((hdb = tchdbnew()) == NULL)
 		return;
 	/* A page whose sum fails is not read (tchdbget() fails). */
-	tchdbsetcodecfunc(hdb, cache_page_enc, NULL, cache_page_dec, NULL);
+	tchdbsetcodecfunc(hdb, pagesum_enc, NULL, pagesum_dec, NULL);
 	if (tchdbopen(hdb, bad, HDBOREADER | HDBONOLCK) &&
 	    tchdbiterinit(hdb)) {
 		while ((k = tchdbiternext(hdb, &ks)) != NULL) {
@@ -931,20 +880,11 @@ cache_only_meta(struct cache *c)
 {
 	BDBCUR		*cur;
 	const void	*kb;
-	int		 ks, vs, found = 0;
+	int		 ks, vs;
 	uint64_t	 seq, n = 0, bytes = 0;
 
 	cur = tcbdbcurnew(c->bdb);
 	if (tcbdbcurfirst(cur)) {
-		do {
-			if ((kb = tcbdbcurkey3(cur, &ks)) != NULL &&
-			    (seq = cache_seq(kb, ks)) != 0 &&
-			    !cache_is_del(c, seq))
-				found = 1;
-		} while (!found && tcbdbcurnext(cur));
-	}
-	if (found) {
-		/* Count them all, from here (nothing live before). */
 		do {
 			if ((kb = tcbdbcurkey3(cur, &ks)) != NULL &&
 			    tcbdbcurval3(cur, &vs) != NULL &&
@@ -954,13 +894,15 @@ cache_only_meta(struct cache *c)
 				bytes += cache_cost(vs);
 			}
 		} while (tcbdbcurnext(cur));
-		log_warnx("cache %s: the file's count said no messages but "
-		    "it holds %" PRIu64 "; counted again", c->name, n);
-		c->db_count = n;
-		c->db_bytes = bytes;
 	}
 	tcbdbcurdel(cur);
-	return (!found);
+	if (n == 0)
+		return (1);
+	log_warnx("cache %s: the file's count said no messages but it holds "
+	    "%" PRIu64 "; counted again", c->name, n);
+	c->db_count = n;
+	c->db_bytes = bytes;
+	return (0);
 }
 
 /*
@@ -973,7 +915,7 @@ cache_commit(struct cache *c)
 	struct cache_stage	*s;
 	unsigned char		 k[8];
 	size_t			 n = 0;
-	uint64_t		 bytes = 0, room, prev, spare, ls;
+	uint64_t		 bytes = 0, room, prev, spare;
 	size_t			 ndel;
 
 	if (c->nstage == 0 && c->ndels == 0)
@@ -985,12 +927,11 @@ cache_commit(struct cache *c)
 	 * with room for the pages' log, which takes a whole page for every
 	 * page the commit rewrites (deletions too).
 	 */
-	ls = c->lsmax;
-	spare = (256u << 10) + 2 * ls;
+	spare = (256u << 10) + 2 * (uint64_t)c->lsmax;
 	room = cache_free_bytes(c);
 	room = room > spare ? (room - spare) / 3 : 0;
 	if (room < (c->nstage != 0 ? cache_cost(TAILQ_FIRST(&c->stage)->vlen) :
-	    ls)) {
+	    c->lsmax)) {
 		cache_disk_error(c, "cannot write", "the disk is full");
 		goto retry;
 	}
