@@ -1542,6 +1542,81 @@ cache_test_disk_run(struct cache_test_disk_arg *a, struct cache_test_disk *d)
 	return (cache_test_wait(pid));
 }
 
+/*
+ * Child: walk a damaged file 20 times while there is no room to repair
+ * it; write the number of messages read and how often "no room" was
+ * logged.
+ */
+static void
+cache_test_noroom_child(void *arg, int fd)
+{
+	struct cache_test_walk	 w;
+	struct cache		*c;
+	FILE			*log;
+	char			 buf[8192];
+	uint64_t		 r[2] = { 0, 0 };
+	int			 saved, i;
+
+	saved = cache_test_capture(&log);
+	c = cache_test_open(arg, 0, 0, 0);
+	for (i = 0; c != NULL && i < 20; i++) {
+		cache_test_walk(c, 0, &w);
+		r[0] = w.n;
+	}
+	cache_test_captured(saved, log, buf, sizeof buf);
+	r[1] = cache_test_occurs(buf, "no room to repair");
+	(void)write(fd, r, sizeof r);
+	_exit(c != NULL ? 0 : 3);
+}
+
+/*
+ * A damaged file on a disk without room for a repaired copy: reading
+ * stops at the damage, the repair is tried once (again a minute later),
+ * nothing crashes.
+ */
+static void
+cache_test_noroom(void)
+{
+	char		 dir[256], path[300];
+	struct cache	*c;
+	uint64_t	 r[2] = { 0, 0 }, n = 20000;
+	pid_t		 pid;
+	int		 fd, rc, wfd;
+	unsigned char	 junk[4096];
+	size_t		 i;
+
+	snprintf(dir, sizeof dir, "%s/noroom", cache_test_dir);
+	mkdir(dir, 0700);
+	if (mount("tmpfs", dir, "tmpfs", 0, "size=8m") == -1) {
+		cache_test_skip("no room to repair: no crash, one log line",
+		    "cannot mount a tmpfs");
+		rmdir(dir);
+		return;
+	}
+	snprintf(path, sizeof path, "%s/nr.tcb", dir);
+	c = cache_test_open(path, 0, 0, 0);
+	cache_test_put_range(c, 0, n);
+	cache_close(c);
+	for (i = 0; i < sizeof junk; i++)
+		junk[i] = (unsigned char)(i * 131 + 17);
+	if ((wfd = open(path, O_WRONLY)) != -1) {
+		(void)pwrite(wfd, junk, sizeof junk,
+		    (off_t)(n * CACHE_TEST_COST / 2));
+		close(wfd);
+	}
+	pid = cache_test_fork(cache_test_noroom_child, path, &fd);
+	cache_test_read_all(fd, r, sizeof r);
+	close(fd);
+	rc = cache_test_wait(pid);
+	if (!tap_ok(rc == 0 && r[0] > 0 && r[0] < n && r[1] == 1,
+	    "a damaged file with no room to repair it: 20 reads stop at the "
+	    "damage, no crash, \"no room\" logged once"))
+		printf("#   child %d, read %" PRIu64 ", logged %" PRIu64 "\n",
+		    rc, r[0], r[1]);
+	umount2(dir, MNT_DETACH);
+	rmdir(dir);
+}
+
 /* A full disk: no crash, drops counted, logged once, recovery. */
 static void
 cache_test_disk(void)
@@ -1704,6 +1779,7 @@ static const struct {
 	{ "shrink", cache_test_shrink },
 	{ "compact", cache_test_compact },
 	{ "damaged", cache_test_damaged },
+	{ "noroom", cache_test_noroom },
 	{ "lock", cache_test_lock },
 	{ "disk", cache_test_disk },
 	{ "rate", cache_test_rate }
